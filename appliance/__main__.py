@@ -1,0 +1,5 @@
+"""`python -m appliance` runs the `yakyak` command line."""
+
+from appliance.cli import main
+
+raise SystemExit(main())
