@@ -1,0 +1,1 @@
+"""Call control core: registrar, location service, authentication policy (no I/O)."""
