@@ -1,0 +1,66 @@
+# YakYak developer entry points.
+#
+#   make run    demo data in ./var, then `yakyak serve` in the foreground (Ctrl-C stops it)
+#   make test   the whole pytest suite, with sipp/sipsak/baresip for tests/e2e
+#   make lint   ruff format --check, ruff check, mypy
+#   make bench  our REGISTER rate, RSS and start-up time next to Kamailio's, in one run
+#   make clean  caches and build leftovers (distclean also removes .venv and var)
+#
+# Setup works on a fresh Debian 12 machine: tests/tools/ensure-debs.sh installs
+# the missing apt packages (sudo when not root; nothing when all are present),
+# then .venv is built and `pip install -e '.[test,systemd]'` runs. A stamp in
+# .venv skips that until pyproject.toml changes.
+
+SHELL := /bin/sh
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.yakyak-setup
+ENSURE_DEBS := tests/tools/ensure-debs.sh
+
+RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev
+TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip
+BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3
+
+DATA ?= var
+SIP ?= 0.0.0.0:5060
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: setup run test lint bench clean distclean
+
+setup:
+	@$(ENSURE_DEBS) $(RUN_DEBS)
+	@$(MAKE) --no-print-directory -q $(STAMP) || $(MAKE) --no-print-directory $(STAMP)
+
+# python3 -m venv leaves a .venv without pip when python3-venv was missing;
+# such a .venv is rebuilt.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/pip || $(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,systemd]'
+	touch $@
+
+run: setup
+	$(BIN)/yakyak demo --data $(DATA)
+	exec $(BIN)/yakyak serve --data $(DATA) --sip $(SIP)
+
+test: setup
+	@$(ENSURE_DEBS) $(TEST_DEBS)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: setup
+	@$(ENSURE_DEBS) $(BENCH_DEBS)
+	$(BIN)/python tests/bench/register_bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench-results
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -f $(STAMP)
+
+distclean: clean
+	rm -rf $(VENV) $(DATA) *.egg-info
