@@ -1,0 +1,182 @@
+"""Schema migrations, tracked in PRAGMA user_version.
+
+`MIGRATIONS[i]` takes the schema from version i to i + 1. Each one is a frozen
+snapshot: it never uses the current model classes to create tables, because those
+describe the newest schema and would make the later steps fail on a fresh database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import peewee
+from playhouse.migrate import SqliteMigrator, migrate
+
+from appliance.store.errors import SchemaTooNewError
+from appliance.store.permissions import SYSTEM_ROLES
+
+Migration = Callable[[peewee.SqliteDatabase], None]
+
+_V1_TABLES: Final[tuple[str, ...]] = (
+    """CREATE TABLE "extension" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "number" TEXT NOT NULL,
+        "name" TEXT,
+        "email" TEXT,
+        "created_at" REAL NOT NULL,
+        "enabled" INTEGER NOT NULL DEFAULT 1,
+        "auth_algorithms" TEXT
+    )""",
+    'CREATE UNIQUE INDEX "extension_number" ON "extension" ("number")',
+    """CREATE TABLE "sip_credential" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "extension_id" INTEGER NOT NULL
+            REFERENCES "extension" ("id") ON DELETE CASCADE,
+        "algorithm" TEXT NOT NULL,
+        "realm" TEXT NOT NULL,
+        "ha1" TEXT NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "sip_credential_extension_id_algorithm"'
+    ' ON "sip_credential" ("extension_id", "algorithm")',
+    """CREATE TABLE "role" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "name" TEXT NOT NULL,
+        "description" TEXT NOT NULL DEFAULT '',
+        "is_system" INTEGER NOT NULL DEFAULT 0
+    )""",
+    'CREATE UNIQUE INDEX "role_name" ON "role" ("name")',
+    """CREATE TABLE "role_permission" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "role_id" INTEGER NOT NULL REFERENCES "role" ("id") ON DELETE CASCADE,
+        "permission" TEXT NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "role_permission_role_id_permission"'
+    ' ON "role_permission" ("role_id", "permission")',
+    """CREATE TABLE "user" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "username" TEXT NOT NULL,
+        "password_hash" TEXT NOT NULL,
+        "role_id" INTEGER NOT NULL REFERENCES "role" ("id") ON DELETE RESTRICT,
+        "extension_id" INTEGER REFERENCES "extension" ("id") ON DELETE SET NULL,
+        "must_change_password" INTEGER NOT NULL DEFAULT 1,
+        "created_at" REAL NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "user_username" ON "user" ("username")',
+    'CREATE INDEX "user_role_id" ON "user" ("role_id")',
+    'CREATE INDEX "user_extension_id" ON "user" ("extension_id")',
+    """CREATE TABLE "registration" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "aor" TEXT NOT NULL,
+        "contact" TEXT NOT NULL,
+        "expires_at" REAL NOT NULL,
+        "call_id" TEXT NOT NULL,
+        "cseq" INTEGER NOT NULL,
+        "q" REAL,
+        "transport" TEXT NOT NULL,
+        "source_host" TEXT NOT NULL,
+        "source_port" INTEGER NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "registration_aor_contact" ON "registration" ("aor", "contact")',
+    'CREATE INDEX "registration_expires_at" ON "registration" ("expires_at")',
+    """CREATE TABLE "lockout" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "kind" TEXT NOT NULL,
+        "key" TEXT NOT NULL,
+        "until" REAL NOT NULL,
+        "failures" INTEGER NOT NULL,
+        "reason" TEXT NOT NULL,
+        "created_at" REAL NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "lockout_kind_key" ON "lockout" ("kind", "key")',
+)
+
+
+def sync_system_roles(db: peewee.SqliteDatabase) -> None:
+    """Make the system roles in the database match `SYSTEM_ROLES` exactly.
+
+    Idempotent, so a fresh database seeded at v1 with today's roles and an old one
+    that reaches a later "roles changed" migration (which calls this again) converge.
+    """
+    for name, (description, permissions) in SYSTEM_ROLES.items():
+        row = db.execute_sql('SELECT "id" FROM "role" WHERE "name" = ?', (name,)).fetchone()
+        if row is None:
+            cursor = db.execute_sql(
+                'INSERT INTO "role" ("name", "description", "is_system") VALUES (?, ?, 1)',
+                (name, description),
+            )
+            role_id = cursor.lastrowid
+        else:
+            role_id = row[0]
+            db.execute_sql(
+                'UPDATE "role" SET "description" = ?, "is_system" = 1 WHERE "id" = ?',
+                (description, role_id),
+            )
+        db.execute_sql('DELETE FROM "role_permission" WHERE "role_id" = ?', (role_id,))
+        for permission in permissions:
+            db.execute_sql(
+                'INSERT INTO "role_permission" ("role_id", "permission") VALUES (?, ?)',
+                (role_id, permission),
+            )
+
+
+def v1_initial(db: peewee.SqliteDatabase) -> None:
+    """Extensions, credentials, roles, users, registrations, lockouts; system roles."""
+    for statement in _V1_TABLES:
+        db.execute_sql(statement)
+    sync_system_roles(db)
+
+
+def v2_registration_details(db: peewee.SqliteDatabase) -> None:
+    """Keep User-Agent, +sip.instance (RFC 5626) and Path (RFC 3327) across restarts."""
+    migrator = SqliteMigrator(db)
+    migrate(
+        migrator.add_column("registration", "user_agent", peewee.TextField(default="")),
+        migrator.add_column("registration", "instance", peewee.TextField(default="")),
+        migrator.add_column("registration", "path", peewee.TextField(default="")),
+    )
+
+
+def v3_settings(db: peewee.SqliteDatabase) -> None:
+    """Key/value settings changed at run time (JSON values), and look-up by e-mail."""
+    db.execute_sql(
+        """CREATE TABLE "setting" (
+            "id" INTEGER NOT NULL PRIMARY KEY,
+            "key" TEXT NOT NULL,
+            "value" TEXT NOT NULL
+        )"""
+    )
+    db.execute_sql('CREATE UNIQUE INDEX "setting_key" ON "setting" ("key")')
+    SqliteMigrator(db).add_index("extension", ("email",), False).run()
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (v1_initial, v2_registration_details, v3_settings)
+CURRENT_VERSION: Final = len(MIGRATIONS)
+
+
+def _user_version(db: peewee.SqliteDatabase) -> int:
+    return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+
+
+def migrate_to_current(
+    db: peewee.SqliteDatabase, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> int:
+    """Apply the missing migrations in order, one transaction each; return the version.
+
+    BEGIN IMMEDIATE takes the write lock before the version is read, so a server and
+    a CLI opening the same old file at once never both run a step. user_version lives
+    in the database header and is rolled back with the step if the step fails.
+    """
+    target = len(migrations)
+    while True:
+        with db.atomic("IMMEDIATE"):
+            version = _user_version(db)
+            if version > target:
+                raise SchemaTooNewError(
+                    f"database schema version {version} is newer than this YakYak knows "
+                    f"({target}); run a newer YakYak or restore a backup"
+                )
+            if version == target:
+                return version
+            migrations[version](db)
+            db.execute_sql(f"PRAGMA user_version = {version + 1:d}")

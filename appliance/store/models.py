@@ -1,0 +1,116 @@
+"""peewee models of the current schema, used only to build queries.
+
+The models are bound to no database (``database = None``): every query is run with
+the database it belongs to, ``Model.select().execute(db)``, ``query.first(db)``...
+so there is no process-wide database and forgetting the argument fails loudly.
+The tables themselves are created by `appliance.store.migrations`, and a test checks
+that these models and the migrated schema agree column for column.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import peewee
+
+
+class BaseModel(peewee.Model):  # type: ignore[misc]  # peewee ships no type stubs
+    class Meta:
+        database = None
+        legacy_table_names = False  # SipCredential -> "sip_credential"
+
+
+class Extension(BaseModel):
+    number = peewee.TextField(unique=True)  # 1..15 digits, checked by the service
+    name = peewee.TextField(null=True)
+    email = peewee.TextField(null=True, index=True)
+    created_at = peewee.FloatField()  # Unix time
+    enabled = peewee.BooleanField(default=True)
+    # Per-extension challenge order, e.g. "SHA-256,MD5"; NULL means the [auth] default.
+    auth_algorithms = peewee.TextField(null=True)
+
+
+class SipCredential(BaseModel):
+    """HA1 of one digest algorithm (RFC 7616 §3.4.2); the password itself is never kept."""
+
+    extension = peewee.ForeignKeyField(Extension, on_delete="CASCADE")
+    algorithm = peewee.TextField()
+    realm = peewee.TextField()  # HA1 depends on it: a domain change makes rows stale
+    ha1 = peewee.TextField()
+
+    class Meta:
+        indexes = ((("extension", "algorithm"), True),)
+
+
+class Role(BaseModel):
+    name = peewee.TextField(unique=True)
+    description = peewee.TextField(default="")
+    is_system = peewee.BooleanField(default=False)
+
+
+class RolePermission(BaseModel):
+    role = peewee.ForeignKeyField(Role, on_delete="CASCADE")
+    permission = peewee.TextField()
+
+    class Meta:
+        indexes = ((("role", "permission"), True),)
+
+
+class User(BaseModel):
+    """A web/admin account (not a SIP extension, though it may be tied to one)."""
+
+    username = peewee.TextField(unique=True)
+    password_hash = peewee.TextField()  # "scrypt$n$r$p$salt$hash", see passwords.py
+    role = peewee.ForeignKeyField(Role, on_delete="RESTRICT")
+    extension = peewee.ForeignKeyField(Extension, null=True, on_delete="SET NULL")
+    must_change_password = peewee.BooleanField(default=True)
+    created_at = peewee.FloatField()
+
+
+class Registration(BaseModel):
+    """A persisted `appliance.pbx.location.Binding`; see that class for the fields."""
+
+    aor = peewee.TextField()
+    contact = peewee.TextField()
+    expires_at = peewee.FloatField(index=True)
+    call_id = peewee.TextField()
+    cseq = peewee.IntegerField()
+    q = peewee.FloatField(null=True)
+    transport = peewee.TextField()
+    source_host = peewee.TextField()
+    source_port = peewee.IntegerField()
+    user_agent = peewee.TextField(default="")
+    instance = peewee.TextField(default="")
+    path = peewee.TextField(default="")
+
+    class Meta:
+        indexes = ((("aor", "contact"), True),)
+
+
+class Lockout(BaseModel):
+    kind = peewee.TextField()  # "address" or "extension"
+    key = peewee.TextField()  # the IP address or the extension number
+    until = peewee.FloatField()  # Unix time
+    failures = peewee.IntegerField()
+    reason = peewee.TextField()
+    created_at = peewee.FloatField()
+
+    class Meta:
+        indexes = ((("kind", "key"), True),)
+
+
+class Setting(BaseModel):
+    key = peewee.TextField(unique=True)
+    value = peewee.TextField()  # JSON
+
+
+MODELS: Final[tuple[type[BaseModel], ...]] = (
+    Extension,
+    SipCredential,
+    Role,
+    RolePermission,
+    User,
+    Registration,
+    Lockout,
+    Setting,
+)

@@ -1,0 +1,238 @@
+"""Registered contacts on disk, so bindings survive a restart (RFC 3261 §10.3).
+
+At run time the registrar's in-memory location service is the truth; the disk copy
+is written behind it by one `RegistrationWriter` thread, so a REGISTER is answered
+without waiting for SQLite (an fsync under synchronous=FULL can take tens of ms on
+an SD card). The writer is the only run-time writer of the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+import peewee
+
+from appliance.pbx.location import Binding
+from appliance.store.errors import StoreError
+from appliance.store.models import Registration
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH: Final = 1000  # operations per transaction; bounds the time the lock is held
+
+
+def _binding(row: Registration) -> Binding:
+    return Binding(
+        aor=row.aor,
+        contact=row.contact,
+        expires_at=row.expires_at,
+        call_id=row.call_id,
+        cseq=row.cseq,
+        q=row.q,
+        transport=row.transport,
+        source_host=row.source_host,
+        source_port=row.source_port,
+        user_agent=row.user_agent,
+        instance=row.instance,
+        path=row.path,
+    )
+
+
+def load_active(db: peewee.SqliteDatabase, now: float) -> list[Binding]:
+    """Bindings not yet expired at `now` (Unix time), ordered by AOR then contact."""
+    query = (
+        Registration.select()
+        .where(Registration.expires_at > now)
+        .order_by(Registration.aor, Registration.contact)
+    )
+    return [_binding(row) for row in query.execute(db)]
+
+
+def count_active(db: peewee.SqliteDatabase, now: float) -> dict[str, int]:
+    """AOR -> number of contacts not yet expired at `now`."""
+    query = (
+        Registration.select(Registration.aor, peewee.fn.COUNT(Registration.id))
+        .where(Registration.expires_at > now)
+        .group_by(Registration.aor)
+        .tuples()
+    )
+    return {aor: count for aor, count in query.execute(db)}
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    aor: str
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAor:
+    aor: str  # REGISTER with Contact: * (RFC 3261 §10.2.2), or extension removed
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeExpired:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Flush:
+    done: threading.Event
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+Operation = Upsert | Delete | DeleteAor | PurgeExpired
+_Item = Operation | _Flush | _Stop
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters for tests and the status page; written by the writer thread only."""
+
+    batches: int = 0
+    operations: int = 0
+    failed_batches: int = 0
+
+
+def apply(db: peewee.SqliteDatabase, op: Operation) -> None:
+    """Run one operation on `db`; the caller holds the transaction."""
+    if isinstance(op, Upsert):
+        b = op.binding
+        values = {
+            Registration.expires_at: b.expires_at,
+            Registration.call_id: b.call_id,
+            Registration.cseq: b.cseq,
+            Registration.q: b.q,
+            Registration.transport: b.transport,
+            Registration.source_host: b.source_host,
+            Registration.source_port: b.source_port,
+            Registration.user_agent: b.user_agent,
+            Registration.instance: b.instance,
+            Registration.path: b.path,
+        }
+        Registration.insert(
+            {Registration.aor: b.aor, Registration.contact: b.contact, **values}
+        ).on_conflict(
+            conflict_target=[Registration.aor, Registration.contact], update=values
+        ).execute(db)
+    elif isinstance(op, Delete):
+        Registration.delete().where(
+            (Registration.aor == op.aor) & (Registration.contact == op.contact)
+        ).execute(db)
+    elif isinstance(op, DeleteAor):
+        Registration.delete().where(Registration.aor == op.aor).execute(db)
+    else:
+        Registration.delete().where(Registration.expires_at <= op.now).execute(db)
+
+
+class RegistrationWriter:
+    """One thread that applies queued registration changes in batched transactions.
+
+    `submit()` never blocks on SQLite. The thread takes whatever has queued up since
+    its last commit, up to MAX_BATCH, and applies it in one transaction: under a
+    REGISTER storm that is one fsync per batch instead of one per REGISTER.
+
+    The thread uses `db` from its own thread, and peewee keeps one connection per
+    thread, so it owns a connection the event loop never touches.
+    """
+
+    def __init__(self, db: peewee.SqliteDatabase, *, start: bool = True) -> None:
+        self._db = db
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="registration-writer", daemon=True)
+        self._closed = False
+        self.stats = WriterStats()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the thread (separate so tests can queue work before it runs)."""
+        self._thread.start()
+
+    def submit(self, op: Operation) -> None:
+        if self._closed:
+            raise StoreError("registration writer is closed")
+        self._queue.put(op)
+
+    def upsert(self, binding: Binding) -> None:
+        self.submit(Upsert(binding))
+
+    def delete(self, aor: str, contact: str) -> None:
+        self.submit(Delete(aor, contact))
+
+    def delete_aor(self, aor: str) -> None:
+        self.submit(DeleteAor(aor))
+
+    def purge_expired(self, now: float) -> None:
+        self.submit(PurgeExpired(now))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted before this call is committed (or failed)."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
+        done = threading.Event()
+        self._queue.put(_Flush(done))
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Refuse new work, commit what is queued, stop the thread; True if it stopped."""
+        if self._closed:
+            return not self._thread.is_alive()
+        self._closed = True
+        if not self._thread.is_alive():
+            if self._queue.empty():
+                return True
+            self._thread.start()  # queued before start() and never run: drain it now
+        self._queue.put(_Stop())
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._commit(batch):
+                    return
+        finally:
+            self._db.close()  # this thread's connection
+
+    def _commit(self, batch: list[_Item]) -> bool:
+        """Apply one batch; False once a stop marker was seen (after applying the rest)."""
+        ops = [
+            item for item in batch if isinstance(item, Upsert | Delete | DeleteAor | PurgeExpired)
+        ]
+        if ops:
+            try:
+                with self._db.atomic():
+                    for op in ops:
+                        apply(self._db, op)
+            except peewee.DatabaseError:
+                # Losing this batch costs a re-REGISTER after a restart; losing the
+                # thread would lose every later one. Count it, log it, go on.
+                self.stats.failed_batches += 1
+                logger.exception("dropped %d registration changes", len(ops))
+            else:
+                self.stats.batches += 1
+                self.stats.operations += len(ops)
+        for item in batch:
+            if isinstance(item, _Flush):
+                item.done.set()
+        return not any(isinstance(item, _Stop) for item in batch)
