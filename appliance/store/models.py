@@ -3,6 +3,8 @@
 The models are bound to no database (``database = None``): every query is run with
 the database it belongs to, ``Model.select().execute(db)``, ``query.first(db)``...
 so there is no process-wide database and forgetting the argument fails loudly.
+Avoid ``query.exists(db)``: peewee 3.19 drops the argument there (SelectBase.exists
+calls ``scalar()`` without it); use ``query.first(db) is not None``.
 The tables themselves are created by `appliance.store.migrations`, and a test checks
 that these models and the migrated schema agree column for column.
 """

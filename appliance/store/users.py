@@ -70,7 +70,7 @@ class Accounts:
                 if ext is None:
                     raise NotFoundError(f"no extension {extension}")
                 ext_id = ext.id
-            if User.select().where(User.username == username).exists(self._db):
+            if User.select().where(User.username == username).first(self._db) is not None:
                 raise StoreError(f"user {username!r} already exists")
             User.insert(
                 username=username,
@@ -171,7 +171,7 @@ class Accounts:
             raise StoreError(f"bad role description: at most {MAX_DESCRIPTION} characters")
         granted = check_permissions(permissions)
         with self._db.atomic():
-            if Role.select().where(Role.name == name).exists(self._db):
+            if Role.select().where(Role.name == name).first(self._db) is not None:
                 raise StoreError(f"role {name!r} already exists")
             role_id = Role.insert(name=name, description=description, is_system=False).execute(
                 self._db
