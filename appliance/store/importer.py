@@ -113,12 +113,9 @@ def _csv_rows(text: str) -> list[_Row]:
                 continue
             if len(rows) == MAX_ROWS:
                 raise _too_many()
+            fields: dict[str, object] = dict(zip(header, record, strict=False))
             if len(record) > len(header):
-                fields: dict[str, object] = {
-                    "_error": f"{len(record)} fields but the header names {len(header)}"
-                }
-            else:
-                fields = dict(zip(header, record, strict=False))
+                fields["_error"] = f"{len(record)} fields but the header names {len(header)}"
             rows.append(_Row(fields, line=line))
     except csv.Error as exc:
         raise _FileProblem(f"malformed CSV: {exc}", reader.line_num) from None
