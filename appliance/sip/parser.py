@@ -31,6 +31,9 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """One whole message (a datagram, or a frame cut by ``StreamFramer``)."""
     if len(data) > limits.max_message:
         raise ParseError("message too large", 513)
+    # RFC 3261 §7.5: CRLFs before the start line are ignored.
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
     sep = b"\r\n\r\n"
     end = data.find(sep)
     if end < 0:
@@ -43,14 +46,10 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     except UnicodeDecodeError:
         raise ParseError("headers are not UTF-8") from None
     lines = head.split("\r\n") if sep == b"\r\n\r\n" else head.split("\n")
-    # RFC 3261 §7.5: CRLFs before the start line are ignored.
-    first = 0
-    while first < len(lines) and not lines[first]:
-        first += 1
-    if first == len(lines):
+    start = lines[0]
+    if not start:
         raise ParseError("empty message")
-    start = lines[first]
-    headers, content_length = _parse_headers(lines, first + 1, limits)
+    headers, content_length = _parse_headers(lines, 1, limits)
     body = data[end + len(sep) :]
     if content_length is not None:
         if len(body) < content_length:

@@ -1,0 +1,197 @@
+"""The registrar: REGISTER processing and the location service (RFC 3261 §10.3).
+
+Sans-IO: fed a parsed, authenticated REGISTER plus the wall-clock time, it returns
+the answer and the binding changes for the store to persist. Times are wall-clock
+(Unix) because bindings outlive the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+
+from appliance.pbx.location import Binding
+from appliance.sip.errors import ParseError
+from appliance.sip.headers import NameAddr, parse_uint
+from appliance.sip.message import Header, Request
+from appliance.sip.transport import Peer
+from appliance.sip.uri import Uri
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarConfig:
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_contacts: int = 10  # per AOR: a phone, a softphone, a few spares
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    binding: Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    aor: str
+    contact: str
+
+
+Change = Upsert | Remove
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    reason: str | None = None
+    headers: tuple[Header, ...] = ()
+
+
+def contact_key(uri: Uri) -> str:
+    """Identity of a contact for binding updates (RFC 3261 §10.3 step 7, §19.1.4).
+
+    Scheme and host compare case-insensitively; user, port and transport count.
+    """
+    transport = (uri.param("transport") or "udp").lower()
+    return f"{uri.scheme.lower()}:{uri.user or ''}@{uri.host.lower()}:{uri.port or ''};{transport}"
+
+
+class Registrar:
+    def __init__(self, config: RegistrarConfig, bindings: Iterable[Binding] = ()) -> None:
+        self.config = config
+        self._aors: dict[str, dict[str, Binding]] = {}
+        for binding in bindings:
+            self._aors.setdefault(binding.aor, {})[contact_key(Uri.parse(binding.contact))] = (
+                binding
+            )
+
+    def __len__(self) -> int:
+        return sum(len(contacts) for contacts in self._aors.values())
+
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """Live contacts of an AOR, highest q first (RFC 3261 §16.6)."""
+        contacts = self._aors.get(aor)
+        if not contacts:
+            return []
+        live = [b for b in contacts.values() if b.expires_at > now]
+        return sorted(live, key=lambda b: -(b.q if b.q is not None else 1.0))
+
+    def expire(self, now: float) -> list[Change]:
+        """Drop bindings whose time is up."""
+        changes: list[Change] = []
+        for aor in list(self._aors):
+            contacts = self._aors[aor]
+            for key, binding in list(contacts.items()):
+                if binding.expires_at <= now:
+                    del contacts[key]
+                    changes.append(Remove(aor, binding.contact))
+            if not contacts:
+                del self._aors[aor]
+        return changes
+
+    def register(
+        self, request: Request, aor: str, peer: Peer, now: float
+    ) -> tuple[Answer, list[Change]]:
+        """Process an authenticated REGISTER for ``aor`` (steps 5-8 of §10.3)."""
+        cfg = self.config
+        call_id = request.call_id
+        cseq = request.cseq().number
+        header_expires: int | None = None
+        if (text := request.get("Expires")) is not None:
+            header_expires = parse_uint(text, "Expires")
+        contact_values = request.get_all("Contact")
+        current = self._aors.get(aor, {})
+
+        if contact_values == ["*"]:
+            # §10.3 step 6: wildcard only with Expires: 0.
+            if header_expires != 0:
+                return Answer(400, "Wildcard Contact needs Expires: 0"), []
+            for binding in current.values():
+                if binding.call_id == call_id and cseq <= binding.cseq:
+                    return Answer(400, "CSeq out of order"), []
+            changes: list[Change] = [Remove(aor, b.contact) for b in current.values()]
+            self._aors.pop(aor, None)
+            return Answer(200, headers=_date(now)), changes
+        if "*" in contact_values:
+            return Answer(400, "Wildcard Contact must stand alone"), []
+
+        updates: list[tuple[str, NameAddr, int]] = []
+        for value in contact_values:
+            addr = NameAddr.parse(value)
+            if not addr.uri.is_sip:
+                return Answer(400, f"Unsupported contact scheme {addr.uri.scheme}"), []
+            expires = header_expires
+            if (param := addr.param("expires")) is not None:
+                expires = parse_uint(param, "expires parameter")
+            if expires is None:
+                expires = cfg.default_expires
+            if 0 < expires < cfg.min_expires:
+                return Answer(423, headers=(("Min-Expires", str(cfg.min_expires)),)), []
+            updates.append((contact_key(addr.uri), addr, min(expires, cfg.max_expires)))
+
+        new = dict(current)
+        changes = []
+        for key, addr, expires in updates:
+            old = new.get(key)
+            if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                return Answer(400, "CSeq out of order"), []
+            contact = str(addr.uri)
+            if expires == 0:
+                if old is not None:
+                    del new[key]
+                    changes.append(Remove(aor, old.contact))
+                continue
+            binding = Binding(
+                aor=aor,
+                contact=contact,
+                expires_at=now + expires,
+                call_id=call_id,
+                cseq=cseq,
+                q=_q(addr),
+                transport=peer.transport,
+                source_host=peer.host,
+                source_port=peer.port,
+                user_agent=(request.get("User-Agent") or "")[:200],
+                instance=(addr.param("+sip.instance") or "")[:200],
+                path=",".join(request.get_all("Path"))[:1000],
+            )
+            if old is not None and old.contact != contact:
+                changes.append(Remove(aor, old.contact))
+            new[key] = binding
+            changes.append(Upsert(binding))
+        live = {k: b for k, b in new.items() if b.expires_at > now}
+        if len(live) > cfg.max_contacts:
+            return Answer(403, "Too many contacts for this extension"), []
+        if live:
+            self._aors[aor] = live
+        else:
+            self._aors.pop(aor, None)
+        return Answer(
+            200, headers=tuple(_contact_headers(live.values(), now)) + _date(now)
+        ), changes
+
+
+def _q(addr: NameAddr) -> float | None:
+    text = addr.param("q")
+    if text is None:
+        return None
+    try:
+        q = float(text)
+    except ValueError:
+        raise ParseError(f"bad q value {text[:10]!r}") from None
+    if not 0.0 <= q <= 1.0:
+        raise ParseError(f"q value out of range {text[:10]!r}")
+    return q
+
+
+def _contact_headers(bindings: Iterable[Binding], now: float) -> list[Header]:
+    # §10.3 step 8: the 200 lists every current binding with its remaining time.
+    return [
+        ("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - now + 0.5))}")
+        for b in bindings
+    ]
+
+
+def _date(now: float) -> tuple[Header, ...]:
+    return (("Date", formatdate(now, usegmt=True)),)

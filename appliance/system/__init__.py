@@ -1,0 +1,1 @@
+"""Operating-system edges: systemd notification and log destinations."""
