@@ -1,0 +1,382 @@
+"""The `yakyak` command line: set up a data folder, manage extensions and lockouts, serve.
+
+Every command takes `--data DIR` (default `$YAKYAK_DATA`, else `./var`). Errors are
+one line on stderr and exit code 1; usage errors exit 2. Secrets the command makes
+up (admin and extension passwords) are printed once and never stored in clear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+import peewee
+
+from appliance.config import (
+    CONFIG_FILE,
+    DATABASE_FILE,
+    Config,
+    ConfigError,
+    GeneralConfig,
+    check_domain,
+    write_default,
+)
+from appliance.store.db import open_database
+from appliance.store.errors import StoreError
+from appliance.store.extensions import Directory, check_password
+from appliance.store.importer import import_file
+from appliance.store.lockouts import clear_lockouts, delete_lockout, list_lockouts
+from appliance.store.permissions import ADMINISTRATOR
+from appliance.store.registrations import count_active
+from appliance.store.users import Accounts
+
+ADMIN_USERNAME: Final = "admin"
+DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
+    ("101", "Alice"),
+    ("102", "Bob"),
+    ("103", "Carol"),
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    sys.stderr.write(f"yakyak: {text}\n")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    for row in (headers, *rows):
+        out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _box(lines: Sequence[str]) -> None:
+    width = max(len(line) for line in lines)
+    out("+" + "-" * (width + 2) + "+")
+    for line in lines:
+        out(f"| {line.ljust(width)} |")
+    out("+" + "-" * (width + 2) + "+")
+
+
+def _database_files(data: Path) -> list[Path]:
+    db = data / DATABASE_FILE
+    return [db, db.with_name(DATABASE_FILE + "-wal"), db.with_name(DATABASE_FILE + "-shm")]
+
+
+def _open(data: Path) -> tuple[Config, peewee.SqliteDatabase]:
+    """The folder's config and database; StoreError if `init` has not been run."""
+    config = Config.load(data)
+    if not config.database_path.exists():
+        raise StoreError(f"{data}: no database here; create one with `yakyak init --data {data}`")
+    return config, open_database(config.database_path)
+
+
+def _create_database(config: Config, admin_password: str) -> peewee.SqliteDatabase:
+    db = open_database(config.database_path)
+    Accounts(db).create_user(
+        ADMIN_USERNAME, admin_password, ADMINISTRATOR, must_change_password=True
+    )
+    return db
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    data: Path = args.data
+    domain = check_domain(args.domain or GeneralConfig().domain)
+    existing = [p for p in (data / CONFIG_FILE, data / DATABASE_FILE) if p.exists()]
+    if existing and not args.force:
+        err(
+            f"{data} already holds a YakYak setup ({', '.join(p.name for p in existing)}); "
+            "use --force to replace it, which deletes the database"
+        )
+        return 1
+    generated = args.admin_password is None
+    password = secrets.token_urlsafe(12) if generated else args.admin_password
+    try:
+        check_password(password)
+    except StoreError as exc:
+        raise StoreError(f"--admin-password: {exc}") from None
+    data.mkdir(parents=True, exist_ok=True)
+    if args.force:
+        for path in _database_files(data):
+            path.unlink(missing_ok=True)
+    write_default(data, domain)
+    config = Config.load(data)
+    _create_database(config, password).close()
+    out(f"initialised {data} for SIP domain {domain}")
+    if generated:
+        out(f"admin password: {password}")
+        out("(shown only now; it must be changed at the first login)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = Config.load(args.data).with_overrides(
+        sip=args.sip, http=args.http, board=args.board, rtp_ports=args.rtp_ports
+    )
+    # Lazy: the composition root pulls in asyncio, sockets and the board drivers,
+    # which the management commands never need.
+    from appliance import app
+
+    status: int = app.serve(config)
+    return status
+
+
+def cmd_ext_add(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    try:
+        Directory(db, config.general.domain).add(args.number, args.password, args.name, args.email)
+    finally:
+        db.close()
+    out(f"added extension {args.number}")
+    return 0
+
+
+def cmd_ext_list(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    try:
+        directory = Directory(db, config.general.domain)
+        extensions = directory.list()
+        contacts = count_active(db, time.time())
+        stale = directory.stale_numbers()
+    finally:
+        db.close()
+    if not extensions:
+        out("no extensions; add one with `yakyak ext add NUMBER --password PW`")
+        return 0
+    rows = [
+        (
+            e.number + ("" if e.enabled else " (disabled)"),
+            e.name or "-",
+            e.email or "-",
+            str(contacts.get(e.number, 0)),
+        )
+        for e in extensions
+    ]
+    _table(("NUMBER", "NAME", "EMAIL", "CONTACTS"), rows)
+    if stale:
+        out(
+            f"note: {', '.join(stale)}: password set under another SIP domain; "
+            "set it again with `yakyak ext passwd NUMBER`"
+        )
+    return 0
+
+
+def cmd_ext_del(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    try:
+        Directory(db, config.general.domain).delete(args.number)
+    finally:
+        db.close()
+    out(f"deleted extension {args.number}")
+    return 0
+
+
+def cmd_ext_passwd(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    generated = args.password is None
+    password = secrets.token_urlsafe(12) if generated else args.password
+    try:
+        Directory(db, config.general.domain).set_password(args.number, password)
+    finally:
+        db.close()
+    out(f"password of extension {args.number} changed")
+    if generated:
+        out(f"new password: {password}")
+    return 0
+
+
+def cmd_ext_import(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    try:
+        report = import_file(Directory(db, config.general.domain), args.file, partial=args.partial)
+    finally:
+        db.close()
+    for issue in report.issues:
+        out(f"{args.file}: {issue}")
+    if report.fatal:
+        out(f"nothing imported: {args.file} could not be read as a whole")
+        return 1
+    if report.issues and not args.partial:
+        out(
+            f"nothing imported: {len(report.issues)} bad row(s); "
+            "fix them, or use --partial to import the good rows"
+        )
+        return 1
+    skipped = f"; skipped {len(report.issues)} bad row(s)" if report.issues else ""
+    out(f"imported {len(report.imported)} extension(s){skipped}")
+    return 0
+
+
+def cmd_lockout_list(args: argparse.Namespace) -> int:
+    _, db = _open(args.data)
+    try:
+        lockouts = list_lockouts(db, now=time.time())
+    finally:
+        db.close()
+    if not lockouts:
+        out("no lockouts")
+        return 0
+    rows = [
+        (
+            lock.kind.value,
+            lock.key,
+            datetime.fromtimestamp(lock.until).strftime("%Y-%m-%d %H:%M:%S"),
+            str(lock.failures),
+            lock.reason,
+        )
+        for lock in lockouts
+    ]
+    _table(("KIND", "KEY", "UNTIL", "FAILURES", "REASON"), rows)
+    return 0
+
+
+def cmd_lockout_clear(args: argparse.Namespace) -> int:
+    if (args.target is None) == (not args.all):
+        err("lockout clear: give an ADDRESS or EXTENSION, or --all (not both)")
+        return 2
+    _, db = _open(args.data)
+    try:
+        lifted = clear_lockouts(db) if args.all else delete_lockout(db, args.target)
+    finally:
+        db.close()
+    if not args.all and lifted == 0:
+        err(f"no lockout for {args.target}")
+        return 1
+    # The running server sees the change through PRAGMA data_version.
+    out(f"lifted {lifted} lockout(s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data: Path = args.data
+    if (data / DATABASE_FILE).exists():
+        out(f"{data} already has a database; leaving it as it is")
+        return 0
+    data.mkdir(parents=True, exist_ok=True)
+    if not (data / CONFIG_FILE).exists():
+        write_default(data, GeneralConfig().domain)
+    config = Config.load(data)
+    admin_password = secrets.token_urlsafe(12)
+    db = _create_database(config, admin_password)
+    passwords = {number: secrets.token_urlsafe(9) for number, _ in DEMO_EXTENSIONS}
+    try:
+        directory = Directory(db, config.general.domain)
+        for number, name in DEMO_EXTENSIONS:
+            directory.add(number, passwords[number], name)
+    finally:
+        db.close()
+    ports = sorted({f"{a.transport.upper()} {a.port}" for a in config.sip.listen})
+    lines = [
+        f"YakYak demo set up in {data}",
+        "",
+        f"SIP domain (realm): {config.general.domain}",
+        f"SIP server: this machine's address, {', '.join(ports)}",
+        "",
+        *(
+            f"extension {number}  {name:<6} password {passwords[number]}"
+            for number, name in DEMO_EXTENSIONS
+        ),
+        "",
+        f"web admin: {ADMIN_USERNAME} / {admin_password} (change at first login)",
+        "",
+        "These passwords are shown only now.",
+    ]
+    _box(lines)
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def build_parser(default_data: Path) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data",
+        type=Path,
+        default=default_data,
+        metavar="DIR",
+        help="data folder (default: $YAKYAK_DATA, else ./var; now %(default)s)",
+    )
+    parser = argparse.ArgumentParser(prog="yakyak", description="YakYak phone system")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Handler,
+        help: str,
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    init = command(commands, "init", cmd_init, "create the data folder, config and database")
+    init.add_argument("--admin-password", metavar="PW", help="default: generated and printed")
+    init.add_argument("--domain", metavar="NAME", help="SIP domain (default: yakyak.local)")
+    init.add_argument("--force", action="store_true", help="replace an existing setup")
+
+    serve = command(commands, "serve", cmd_serve, "run the phone system")
+    serve.add_argument("--sip", metavar="HOST:PORT", help="listen for SIP on UDP and TCP here")
+    serve.add_argument("--http", metavar="HOST:PORT", help="web interface address")
+    serve.add_argument("--board", metavar="NAME", help="hardware board: sim or a board name")
+    serve.add_argument("--rtp-ports", metavar="LOW-HIGH", help="UDP ports for media")
+
+    ext = commands.add_parser("ext", help="manage extensions").add_subparsers(
+        dest="ext_command", required=True, metavar="ACTION"
+    )
+    add = command(ext, "add", cmd_ext_add, "add an extension")
+    add.add_argument("number")
+    add.add_argument("--password", required=True, metavar="PW")
+    add.add_argument("--name")
+    add.add_argument("--email", metavar="E")
+    command(ext, "list", cmd_ext_list, "list extensions")
+    command(ext, "del", cmd_ext_del, "delete an extension").add_argument("number")
+    passwd = command(ext, "passwd", cmd_ext_passwd, "set an extension's password")
+    passwd.add_argument("number")
+    passwd.add_argument("--password", metavar="PW", help="default: generated and printed")
+    imp = command(ext, "import", cmd_ext_import, "add extensions from a CSV or JSON file")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--partial", action="store_true", help="import the good rows of a bad file")
+
+    lockout = commands.add_parser("lockout", help="list and lift lockouts").add_subparsers(
+        dest="lockout_command", required=True, metavar="ACTION"
+    )
+    command(lockout, "list", cmd_lockout_list, "list lockouts in force")
+    clear = command(lockout, "clear", cmd_lockout_clear, "lift lockouts")
+    clear.add_argument("target", nargs="?", metavar="ADDRESS|EXTENSION")
+    clear.add_argument("--all", action="store_true", help="lift every lockout")
+
+    command(commands, "demo", cmd_demo, "set up demo extensions 101-103 if there is no database")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    default_data = Path(os.environ.get("YAKYAK_DATA") or "var")
+    parser = build_parser(default_data)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already reported
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (StoreError, ConfigError) as exc:
+        err(str(exc))
+        return 1
+    except peewee.DatabaseError as exc:
+        err(f"database error: {exc}")
+        return 1
