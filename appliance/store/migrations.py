@@ -150,7 +150,41 @@ def v3_settings(db: peewee.SqliteDatabase) -> None:
     SqliteMigrator(db).add_index("extension", ("email",), False).run()
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (v1_initial, v2_registration_details, v3_settings)
+# Bumped by triggers on every change to what the SIP server caches (extensions, their
+# credentials, lockouts), whichever process makes it. Unlike PRAGMA data_version it
+# ignores registration writes, so the server reloads only when something it caches
+# changed.
+DIRECTORY_REVISION_KEY: Final = "revision.directory"
+_REVISED_TABLES: Final[tuple[str, ...]] = ("extension", "sip_credential", "lockout")
+
+
+def v4_directory_revision(db: peewee.SqliteDatabase) -> None:
+    """Setting `revision.directory`, a counter triggers bump in the same transaction.
+
+    The triggers only UPDATE the row seeded here: an INSERT OR IGNORE in a trigger
+    body takes the outer statement's conflict handling, and fails under an upsert.
+    """
+    db.execute_sql(
+        'INSERT OR IGNORE INTO "setting" ("key", "value") VALUES (?, ?)',
+        (DIRECTORY_REVISION_KEY, "0"),
+    )
+    for table in _REVISED_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute_sql(
+                f'CREATE TRIGGER "{table}_{event.lower()}_revision" AFTER {event} ON "{table}"'
+                " BEGIN"
+                f""" UPDATE "setting" SET "value" = CAST("value" AS INTEGER) + 1"""
+                f""" WHERE "key" = '{DIRECTORY_REVISION_KEY}';"""
+                " END"
+            )
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    v1_initial,
+    v2_registration_details,
+    v3_settings,
+    v4_directory_revision,
+)
 CURRENT_VERSION: Final = len(MIGRATIONS)
 
 

@@ -15,7 +15,9 @@ from appliance.sip.digest_hash import ha1
 from appliance.store.db import open_database
 from appliance.store.extensions import Directory
 from appliance.store.lockouts import Lockout, LockoutKind, list_lockouts, upsert_lockout
+from appliance.store.migrations import DIRECTORY_REVISION_KEY
 from appliance.store.registrations import Upsert, apply
+from appliance.store.settings import get_setting
 from appliance.store.users import Accounts
 
 Capture = pytest.CaptureFixture[str]
@@ -209,9 +211,13 @@ def test_lockout_list_and_clear(data: Path, capsys: Capture) -> None:
     assert run(capsys, "lockout", "clear", "101", *d)[::2] == (1, "yakyak: no lockout for 101\n")
     assert run(capsys, "lockout", "clear", *d)[0] == 2
     assert run(capsys, "lockout", "clear", "x", "--all", *d)[0] == 2
+    db = open_database(data / "yakyak.db")
+    before = get_setting(db, DIRECTORY_REVISION_KEY)
+    db.close()
     assert run(capsys, "lockout", "clear", "--all", *d)[:2] == (0, "lifted 2 lockout(s)\n")
     db = open_database(data / "yakyak.db")
     assert list_lockouts(db) == []
+    assert get_setting(db, DIRECTORY_REVISION_KEY) != before  # how the server notices
     db.close()
 
 

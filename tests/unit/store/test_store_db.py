@@ -7,14 +7,20 @@ from pathlib import Path
 import peewee
 import pytest
 
+from appliance.pbx.location import Binding
 from appliance.sip.digest_hash import ha1
 from appliance.store.db import data_version, open_database, schema_version
 from appliance.store.errors import SchemaTooNewError
 from appliance.store.extensions import Directory
-from appliance.store.lockouts import list_lockouts
-from appliance.store.migrations import CURRENT_VERSION, MIGRATIONS, migrate_to_current
+from appliance.store.lockouts import Lockout, LockoutKind, list_lockouts, upsert_lockout
+from appliance.store.migrations import (
+    CURRENT_VERSION,
+    DIRECTORY_REVISION_KEY,
+    MIGRATIONS,
+    migrate_to_current,
+)
 from appliance.store.models import MODELS
-from appliance.store.registrations import load_active
+from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.settings import get_setting, set_setting
 from appliance.store.users import Accounts
 
@@ -144,3 +150,28 @@ def test_two_open_databases_do_not_share_state(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_directory_revision_moves_with_extensions_and_lockouts_only(
+    db: peewee.SqliteDatabase,
+) -> None:
+    def revision() -> object:
+        return get_setting(db, DIRECTORY_REVISION_KEY)
+
+    assert revision() == 0
+    directory = Directory(db, "x.example")
+    directory.add("101", "password-1")
+    after_add = revision()
+    assert isinstance(after_add, int) and after_add > 0
+    load_before = revision()
+    RegistrationWriter(db, start=False).close()  # nothing queued
+    writer = RegistrationWriter(db)
+    writer.upsert(Binding("101", "sip:101@192.0.2.1", 4e9, "cid", 1))
+    assert writer.close(timeout=10)
+    assert revision() == load_before  # registrations do not count
+    upsert_lockout(db, Lockout(LockoutKind.ADDRESS, "192.0.2.9", 4e9, 5, "x", 0.0))
+    after_lock = revision()
+    assert isinstance(after_lock, int) and after_lock > after_add
+    directory.delete("101")
+    after_delete = revision()
+    assert isinstance(after_delete, int) and after_delete > after_lock

@@ -55,6 +55,7 @@ def test_settings_round_trip_json(db: peewee.SqliteDatabase) -> None:
     assert get_setting(db, "voicemail.max_seconds") == 240
     assert all_settings(db) == {
         "night.mode": {"enabled": True, "ring": ["101", "102"]},
+        "revision.directory": 0,  # seeded by migration 4
         "voicemail.max_seconds": 240,
     }
     assert delete_setting(db, "night.mode")
