@@ -1,9 +1,9 @@
 """End-to-end fixtures: a real `yakyak serve` subprocess, and sipp/sipsak peers on 127.0.0.1.
 
 `yakyak_server` initialises a data dir in `tmp_path` with `yakyak init` and `yakyak ext add`
-(run as `sys.executable -m appliance`), starts `serve --sip 127.0.0.1:PORT` and waits, bounded,
-for the line saying `ready`. Teardown stops that process by its PID (SIGTERM, then SIGKILL after
-a timeout) and fails the test unless it exited 0.
+(run as `sys.executable -m appliance`), starts `serve --sip 127.0.0.1:PORT --http
+127.0.0.1:PORT2` and waits, bounded, for the line saying `ready`. Teardown stops that process
+by its PID (SIGTERM, then SIGKILL after a timeout) and fails the test unless it exited 0.
 
 `sipp` runs /usr/bin/sipp with a scenario from tests/e2e/sipp/ and returns its exit code and
 final statistics; `sipsak` does the same for /usr/bin/sipsak. Neither skips: a missing tool
@@ -224,6 +224,8 @@ def start_server(
         str(data),
         "--sip",
         f"{host}:{port}",
+        "--http",  # never the default port: servers of parallel tests would collide
+        f"{host}:{free_port(host)}",
         *extra,
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
