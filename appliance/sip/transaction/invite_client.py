@@ -9,7 +9,6 @@ fork still reaches the TU, which ACKs them itself (§13.2.2.4).
 
 from __future__ import annotations
 
-import enum
 from typing import Final, Self
 
 from appliance.sip.message import Request, Response
@@ -25,6 +24,7 @@ from appliance.sip.transaction.build import make_ack
 from appliance.sip.transaction.keys import TransactionKey
 from appliance.sip.transaction.machine import (
     Event,
+    FastEnum,
     Timers,
     backoff,
     next_state,
@@ -34,7 +34,7 @@ from appliance.sip.transaction.timers import TimerConfig
 from appliance.sip.transport import Peer
 
 
-class InviteClientState(enum.Enum):
+class InviteClientState(FastEnum):
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"

@@ -11,7 +11,6 @@ ACK that matches (a peer reusing the branch) is passed up as the ACK for a 2xx.
 
 from __future__ import annotations
 
-import enum
 from typing import Final, Self
 
 from appliance.sip.message import Request, Response, make_response
@@ -26,6 +25,7 @@ from appliance.sip.transaction.actions import (
 from appliance.sip.transaction.keys import TransactionKey
 from appliance.sip.transaction.machine import (
     Event,
+    FastEnum,
     Timers,
     backoff,
     next_state,
@@ -35,7 +35,7 @@ from appliance.sip.transaction.timers import TimerConfig
 from appliance.sip.transport import Peer
 
 
-class InviteServerState(enum.Enum):
+class InviteServerState(FastEnum):
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"

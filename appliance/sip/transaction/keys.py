@@ -11,6 +11,7 @@ full ``Via.parse`` only when it looks unusual (quotes, spaces around ':').
 from __future__ import annotations
 
 import random
+import sys
 from typing import Final, NamedTuple
 
 from appliance.sip.errors import ParseError
@@ -95,9 +96,13 @@ def via_fields(text: str) -> tuple[str, int, str | None]:
         head, _, params = text.partition(";")
         proto, slash, sent_by = head.rpartition("/")
         parts = sent_by.split()
-        if slash and len(parts) == 2 and proto.replace(" ", "").upper() == "SIP/2.0":
+        if (
+            slash
+            and len(parts) == 2
+            and (proto == "SIP/2.0" or proto.replace(" ", "").upper() == "SIP/2.0")
+        ):
             hostport = parts[1]
-            if hostport.startswith("["):
+            if hostport[0] == "[":
                 end = hostport.find("]") + 1
                 host, colon, port_text = (
                     hostport[:end],
@@ -109,17 +114,26 @@ def via_fields(text: str) -> tuple[str, int, str | None]:
                 host, colon, port_text = hostport.partition(":")
                 ok = True
             if ok and host and (not colon or _is_port(port_text)):
-                branch = None
-                if params:
-                    for item in params.split(";"):
-                        name, _, value = item.partition("=")
-                        if name.strip().lower() == "branch":
-                            branch = value.strip() or None
-                            break
-                return host.lower(), int(port_text) if colon else 0, branch
+                # Interned: completed transactions from one phone share the string.
+                host = sys.intern(host.lower())
+                return host, int(port_text) if colon else 0, _branch(params)
     via = Via.parse(text)  # the unusual spellings; raises ParseError on garbage
     branch = via.branch
     return via.host.lower(), via.port or 0, branch or None
+
+
+def _branch(params: str) -> str | None:
+    """The branch of Via params text (after the first ';'), quotes excluded."""
+    at = params.find("branch=")
+    if at == 0 or (at > 0 and params[at - 1] == ";"):
+        end = params.find(";", at)
+        value = params[at + 7 :] if end < 0 else params[at + 7 : end]
+        return value.strip() or None
+    for item in params.split(";"):  # Branch=, spaces around '='
+        name, _, value = item.partition("=")
+        if name.strip().lower() == "branch":
+            return value.strip() or None
+    return None
 
 
 def cseq_method(headers: tuple[Header, ...]) -> str:

@@ -7,7 +7,6 @@ absorbs response retransmissions for Timer K.
 
 from __future__ import annotations
 
-import enum
 from typing import Final, Self
 
 from appliance.sip.message import Request, Response
@@ -22,6 +21,7 @@ from appliance.sip.transaction.actions import (
 from appliance.sip.transaction.keys import TransactionKey
 from appliance.sip.transaction.machine import (
     Event,
+    FastEnum,
     Timers,
     backoff,
     next_state,
@@ -31,7 +31,7 @@ from appliance.sip.transaction.timers import TimerConfig
 from appliance.sip.transport import Peer
 
 
-class NonInviteClientState(enum.Enum):
+class NonInviteClientState(FastEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"

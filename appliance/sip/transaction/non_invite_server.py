@@ -11,7 +11,6 @@ transaction (see layer.py); this class is the full machine for everything else.
 
 from __future__ import annotations
 
-import enum
 from typing import Final, Self
 
 from appliance.sip.message import Request, Response
@@ -24,12 +23,18 @@ from appliance.sip.transaction.actions import (
     TransportFailed,
 )
 from appliance.sip.transaction.keys import TransactionKey
-from appliance.sip.transaction.machine import Event, Timers, next_state, response_event
+from appliance.sip.transaction.machine import (
+    Event,
+    FastEnum,
+    Timers,
+    next_state,
+    response_event,
+)
 from appliance.sip.transaction.timers import TimerConfig
 from appliance.sip.transport import Peer
 
 
-class NonInviteServerState(enum.Enum):
+class NonInviteServerState(FastEnum):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
