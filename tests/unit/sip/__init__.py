@@ -1,0 +1,1 @@
+"""Unit tests of the SIP core (a package so test modules can share helpers)."""
