@@ -247,6 +247,7 @@ def step_up(
     workdir: Path,
 ) -> ServerResult:
     result = ServerResult(name)
+    sipp_port = free_port()  # one Contact per user for all steps (see run_step)
     for index, rate in enumerate(steps):
         clean = True
         for run in range(1, runs + 1):
@@ -262,6 +263,7 @@ def step_up(
                 run=run,
                 workdir=workdir,
                 server_cpu=lambda: cpu_seconds(child.tree()),
+                local_port=sipp_port,
             )
             result.steps.append(step)
             log.info("%s", describe_step(step))

@@ -147,8 +147,15 @@ def run_step(
     run: int,
     workdir: Path,
     server_cpu: Callable[[], float],
+    local_port: int | None = None,
 ) -> Step:
-    """One sipp run: `rate` REGISTER transactions per second for `duration` seconds."""
+    """One sipp run: `rate` REGISTER transactions per second for `duration` seconds.
+
+    Pass the same `local_port` to every step against one server: the Contact is
+    sip:USER@127.0.0.1:PORT, so each step then refreshes the same binding. A new port per
+    step would add a contact per user per step, growing every 200 OK and, past 10, hitting
+    the registrar's per-AOR contact limit.
+    """
     calls = max(1, round(rate * duration))
     prefix = workdir / f"{server}-{rate}-{run}"
     stats, screen, errors = (
@@ -166,7 +173,7 @@ def run_step(
         "-i",
         LOCALHOST,
         "-p",
-        str(free_port()),
+        str(local_port if local_port is not None else free_port()),
         "-r",
         str(rate),
         "-rp",
