@@ -499,8 +499,11 @@ SipsakRunner = Callable[..., SipsakResult]
 def sipsak() -> SipsakRunner:
     """Runs sipsak; `sipsak(server, "-U", ...)` targets the server's AOR for `user` if given.
 
-    Examples: `sipsak(server)` sends OPTIONS; `sipsak(server, "-U", user="101",
-    password=...)` registers 101 (sipsak's usrloc mode).
+    Examples: `sipsak(server)` sends OPTIONS; `sipsak(server, "-U", "-x", "3600", user="101",
+    password=...)` registers 101 (usrloc mode). Pass `-x`: sipsak asks for Expires 15, below
+    our Min-Expires of 60, and gets 423 (RFC 3261 §10.3). sipsak 0.9.8.1 also cuts 5-digit
+    ports to 4 digits in its Request-URI, From and To, and prints "'CSeq' not found in reply"
+    on a 401 it then answers correctly: both are sipsak's quirks.
     """
     problem = missing_tool(SIPSAK)
     if problem:
