@@ -76,6 +76,7 @@ class TransactionLayer:
         self._expiry: deque[tuple[float, TransactionKey, bytes]] = deque()
         self._j = timers.timer_j(False)
         self._sweep_at: float | None = None
+        self._waiting = 0  # non-INVITE servers in _live: all Trying or Proceeding
 
     def __len__(self) -> int:
         """Live transactions, compact Completed ones included."""
@@ -112,6 +113,7 @@ class TransactionLayer:
             return actions
         server, actions = NonInviteServer.start(key, message, peer, self.timers, now)
         self._live[key] = server
+        self._waiting += 1
         if self._sweep_at is None:
             self._sweep_at = now + self.timers.tu_wait()
         return actions
@@ -189,6 +191,7 @@ class TransactionLayer:
             actions = tx.send_response(response, now)
             if tx.state is NonInviteServerState.COMPLETED:
                 del self._live[key]
+                self._left_waiting()
                 if tx.peer.reliable:  # Timer J is 0
                     actions.append(Terminated(key))
                 else:
@@ -266,6 +269,8 @@ class TransactionLayer:
         if tx.terminated:
             if self._live.get(key) is tx:
                 del self._live[key]
+                if type(tx) is NonInviteServer:
+                    self._left_waiting()
             self._scheduled.pop(key, None)
             return
         if deadline is None:
@@ -276,6 +281,11 @@ class TransactionLayer:
             if len(self._heap) > 64 and len(self._heap) > 4 * len(self._scheduled):
                 self._heap = [(d, k) for k, d in self._scheduled.items()]
                 heapq.heapify(self._heap)
+
+    def _left_waiting(self) -> None:
+        self._waiting -= 1
+        if not self._waiting:
+            self._sweep_at = None  # nothing left for a sweep to find
 
     def _heap_top(self) -> float | None:
         heap = self._heap
@@ -305,6 +315,7 @@ class TransactionLayer:
             if tx.created + wait <= now:
                 actions.extend(tx.abandon(now))
                 del self._live[key]
+                self._waiting -= 1
             elif oldest is None or tx.created < oldest:
                 oldest = tx.created
         if oldest is None:
