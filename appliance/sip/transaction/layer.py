@@ -44,6 +44,7 @@ from appliance.sip.transaction.keys import (
     MAGIC_COOKIE,
     TransactionKey,
     client_key,
+    new_branch,
     server_key,
 )
 from appliance.sip.transaction.machine import Event, TransactionError, response_event
@@ -67,7 +68,7 @@ class TransactionLayer:
 
     def __init__(self, timers: TimerConfig, rng: random.Random) -> None:
         self.timers = timers
-        self.rng = rng  # for the TU's branches via new_branch(layer.rng), and tests
+        self.rng = rng  # only for new_branch(): matching itself is deterministic
         self._live: dict[TransactionKey, Transaction] = {}
         self._heap: list[tuple[float, TransactionKey]] = []
         self._scheduled: dict[TransactionKey, float] = {}
@@ -77,6 +78,10 @@ class TransactionLayer:
         self._j = timers.timer_j(False)
         self._sweep_at: float | None = None
         self._waiting = 0  # non-INVITE servers in _live: all Trying or Proceeding
+
+    def new_branch(self) -> str:
+        """A Via branch for a request the TU is about to send (RFC 3261 §8.1.1.7)."""
+        return new_branch(self.rng)
 
     def __len__(self) -> int:
         """Live transactions, compact Completed ones included."""
@@ -95,13 +100,11 @@ class TransactionLayer:
         key = server_key(message)
         if message.method == "ACK":
             return self._receive_ack(key, message, peer, now)
-        tx = self._live.get(key)
-        if tx is not None:
-            if isinstance(tx, NonInviteServer | InviteServer):
-                actions = tx.receive_request(message, now)
-                self._after(key, tx, now, actions)
-                return actions
-            raise TransactionError(f"server key {key} holds a client")  # not reachable
+        tx = self._live.get(key)  # a server: client keys have server=False
+        if isinstance(tx, NonInviteServer | InviteServer):
+            actions = tx.receive_request(message, now)
+            self._after(key, tx, now, actions)
+            return actions
         data = self._completed.get(key)
         if data is not None:
             # §17.2.2: a retransmission in Completed gets the final response again.

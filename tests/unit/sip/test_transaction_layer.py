@@ -4,6 +4,7 @@ CANCEL handling, stray messages, transport errors and the compact Completed stor
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,8 @@ def test_new_branch_is_the_cookie_and_64_random_bits() -> None:
     assert branch.startswith("z9hG4bK") and len(branch) == 7 + 16
     assert branch != new_branch(rng)
     assert new_branch(random.Random(1)) == branch  # injected randomness only
+    layer = TransactionLayer(CONFIG, random.Random(1))
+    assert layer.new_branch() == branch
 
 
 # -- non-INVITE server ------------------------------------------------------------
@@ -302,8 +305,8 @@ def test_a_garbled_top_via_raises_parse_error() -> None:
 # -- clients -----------------------------------------------------------------------------
 
 
-def outgoing(method: str, branch: str = "z9hG4bKout1", **kw: object) -> Request:
-    return make_request(method, branch, sent_by="192.0.2.1:5060", **kw)  # type: ignore[arg-type]
+def outgoing(method: str, branch: str = "z9hG4bKout1", **kw: Any) -> Request:
+    return make_request(method, branch, sent_by="192.0.2.1:5060", **kw)
 
 
 def test_client_transaction_routes_responses_by_branch_and_cseq_method() -> None:
