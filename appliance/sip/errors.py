@@ -17,9 +17,7 @@ class ParseError(ValueError):
     transport can still form a response from Via/From/To/Call-ID/CSeq.
     """
 
-    def __init__(
-        self, reason: str, status: int = 400, headers: tuple[Header, ...] = ()
-    ) -> None:
+    def __init__(self, reason: str, status: int = 400, headers: tuple[Header, ...] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status

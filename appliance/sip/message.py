@@ -166,9 +166,7 @@ def _serialize(start: str, headers: tuple[Header, ...], body: bytes) -> bytes:
 _COPIED: Final = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
-def response_headers(
-    headers: Iterable[Header], to_tag: str | None = None
-) -> list[Header]:
+def response_headers(headers: Iterable[Header], to_tag: str | None = None) -> list[Header]:
     """Via/From/To/Call-ID/CSeq copied from a request, adding a To tag if it lacks one."""
     out: list[Header] = []
     for k, v in headers:

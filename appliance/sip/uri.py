@@ -14,7 +14,9 @@ from appliance.sip.grammar import Params, format_params, param, parse_params
 
 _HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
 _IPV6_CHARS: Final = frozenset("0123456789abcdefABCDEF:.")
-_SCHEME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+_SCHEME_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
+)
 MAX_URI_LENGTH: Final = 2048
 
 
@@ -38,7 +40,7 @@ class Uri:
             raise ParseError(f"bad URI {text[:60]!r}", 416)
         lscheme = scheme.lower()
         if lscheme not in ("sip", "sips"):
-            if not rest or any(c in rest for c in " \t\r\n<>\""):
+            if not rest or any(c in rest for c in ' \t\r\n<>"'):
                 raise ParseError(f"bad URI {text[:60]!r}", 416)
             return cls(scheme=scheme, opaque=rest)
         user: str | None = None
@@ -48,7 +50,7 @@ class Uri:
             user, has_pw, pw = userinfo.partition(":")
             if has_pw:
                 password = pw
-            if not user or any(c in user for c in " \t\r\n<>\"@"):
+            if not user or any(c in user for c in ' \t\r\n<>"@'):
                 raise ParseError(f"bad user part in URI {text[:60]!r}")
         headers: str | None = None
         if "?" in rest:
@@ -56,7 +58,9 @@ class Uri:
         hostport, semi, ptext = rest.partition(";")
         params = parse_params(ptext) if semi else ()
         host, port = _split_hostport(hostport, text)
-        return cls(lscheme if scheme == lscheme else scheme, user, password, host, port, params, headers)
+        return cls(
+            lscheme if scheme == lscheme else scheme, user, password, host, port, params, headers
+        )
 
     def __str__(self) -> str:
         if self.opaque is not None:

@@ -17,6 +17,9 @@ from appliance.store.models import Lockout as LockoutRow
 class LockoutKind(enum.Enum):
     ADDRESS = "address"  # too many failures from one IP address
     EXTENSION = "extension"  # too many failures against one extension, from anywhere
+    # A trusted address (an office NAT) failing for one extension: only that pair is
+    # locked, key "ADDRESS/EXTENSION", so the office's other phones keep working.
+    ADDRESS_EXTENSION = "address-extension"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,14 @@ def list_lockouts(db: peewee.SqliteDatabase, now: float | None = None) -> list[L
 
 
 def delete_lockout(db: peewee.SqliteDatabase, key: str, kind: LockoutKind | None = None) -> int:
-    """Lift the lockouts of `key` (of any kind unless given); returns how many."""
-    condition = LockoutRow.key == key
+    """Lift the lockouts of `key` (of any kind unless given); returns how many.
+
+    An address or an extension also lifts the address-extension pairs it is part of.
+    """
+    pair = LockoutRow.kind == LockoutKind.ADDRESS_EXTENSION.value
+    condition = (LockoutRow.key == key) | (
+        pair & ((LockoutRow.key.startswith(f"{key}/")) | (LockoutRow.key.endswith(f"/{key}")))
+    )
     if kind is not None:
         condition &= LockoutRow.kind == kind.value
     return int(LockoutRow.delete().where(condition).execute(db))

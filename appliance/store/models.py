@@ -90,7 +90,7 @@ class Registration(BaseModel):
 
 
 class Lockout(BaseModel):
-    kind = peewee.TextField()  # "address" or "extension"
+    kind = peewee.TextField()  # a LockoutKind value
     key = peewee.TextField()  # the IP address or the extension number
     until = peewee.FloatField()  # Unix time
     failures = peewee.IntegerField()

@@ -1,0 +1,220 @@
+"""Composition root: builds the appliance from its configuration and runs it.
+
+Start-up order: store, credentials and lockouts, registrar with the bindings that
+survived the last run, SIP listeners, then `ready`. Shutdown runs in reverse and
+commits every pending registration change before the database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import signal
+import time
+from typing import Final
+
+import peewee
+
+from appliance.config import Config
+from appliance.net.sip_service import SipService
+from appliance.pbx.auth import Account, Authenticator
+from appliance.pbx.guard import AuthGuard, GuardConfig, LockKind, Lockout
+from appliance.pbx.registrar import Registrar, RegistrarConfig, Remove, Upsert
+from appliance.pbx.sip_front import Locked, Persist, SipFront
+from appliance.sip.digest import NonceBook
+from appliance.sip.transaction import TimerConfig, TransactionLayer
+from appliance.store import lockouts as lockout_store
+from appliance.store.db import open_database
+from appliance.store.extensions import Directory
+from appliance.store.registrations import RegistrationWriter, load_active
+from appliance.store.settings import get_setting, set_setting
+from appliance.system.logs import setup_logging
+from appliance.system.notify import Notifier
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, watchdog ping
+EXPIRY_PERIOD: Final = 10.0  # s: drop expired bindings
+NONCE_SECRET_KEY: Final = "auth.nonce_secret"
+REVISION_KEY: Final = "revision.directory"
+
+
+class Appliance:
+    """Everything `yakyak serve` runs, built from one Config (no globals)."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.notifier = Notifier()
+        self.db: peewee.SqliteDatabase = open_database(config.database_path)
+        self.directory = Directory(self.db, config.general.domain)
+        self.writer = RegistrationWriter(self.db)
+        self._revision = self._read_revision()
+        self._wall_offset = time.time() - loop.time()
+
+        secret = self._nonce_secret()
+        rng = random.Random(secrets.randbits(64))
+        auth_cfg = config.auth
+        self.guard = AuthGuard(
+            GuardConfig(
+                max_failures=auth_cfg.max_failures,
+                window=auth_cfg.failure_window,
+                lockout=auth_cfg.lockout_time,
+                extension_max_failures=auth_cfg.extension_max_failures,
+                unauth_rate=auth_cfg.unauth_rate,
+                unauth_burst=auth_cfg.unauth_burst,
+            )
+        )
+        self.guard.restore(self._load_lockouts())
+        self.auth = Authenticator(
+            realm=config.general.domain,
+            accounts=self._load_accounts(),
+            nonces=NonceBook(secret, secrets.randbits(32), auth_cfg.nonce_lifetime),
+            secret=secret,
+            algorithms=auth_cfg.algorithms,
+        )
+        sip = config.sip
+        self.registrar = Registrar(
+            RegistrarConfig(sip.min_expires, sip.max_expires, sip.default_expires),
+            load_active(self.db, time.time()),
+        )
+        self.front = SipFront(
+            TransactionLayer(TimerConfig(), rng),
+            self.auth,
+            self.guard,
+            self.registrar,
+            rng,
+            server=sip.user_agent,
+            wall_clock=self.wall,
+        )
+        self.sip = SipService(loop, self.front, self._persist, self._locked)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wall(self, now: float) -> float:
+        """Unix time for a loop time (bindings and lockouts are stored in Unix time)."""
+        return now + self._wall_offset
+
+    async def start(self) -> list[str]:
+        for address in self.config.sip.listen:
+            await self.sip.listen(address.transport, address.host, address.port)
+        self._tasks.append(self.loop.create_task(self._housekeeping()))
+        return [str(listener) for listener in self.sip.listeners]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sip.close()
+        if not self.writer.close(timeout=10.0):
+            log.error("registration writer did not finish in time")
+        self.db.close()
+
+    # -- outputs of the SIP front --------------------------------------------------
+
+    def _persist(self, action: Persist) -> None:
+        change = action.change
+        if isinstance(change, Upsert):
+            self.writer.upsert(change.binding)
+        elif isinstance(change, Remove):
+            self.writer.delete(change.aor, change.contact)
+
+    def _locked(self, action: Locked) -> None:
+        lock = action.lockout
+        row = lockout_store.Lockout(
+            kind=lockout_store.LockoutKind(lock.kind.value),
+            key=lock.key,
+            until=self.wall(lock.until),
+            failures=lock.failures,
+            reason=f"{lock.failures} failed authentications",
+            created_at=time.time(),
+        )
+        # Rare (once per locked key per lockout period): a short write is acceptable.
+        try:
+            lockout_store.upsert_lockout(self.db, row)
+        except peewee.PeeweeException as exc:
+            log.error("could not record lockout of %s: %s", lock.key, exc)
+
+    # -- periodic work -------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        next_expiry = self.loop.time() + EXPIRY_PERIOD
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_PERIOD)
+            self.notifier.watchdog()
+            self._wall_offset = time.time() - self.loop.time()  # follow NTP steps
+            try:
+                revision = self._read_revision()
+                if revision != self._revision:
+                    self._revision = revision
+                    self.auth.accounts = self._load_accounts()
+                    self.guard.restore(self._load_lockouts())
+                    log.info("directory or lockouts changed: reloaded")
+            except peewee.PeeweeException as exc:
+                log.error("could not reload the directory: %s", exc)
+            if self.loop.time() >= next_expiry:
+                next_expiry = self.loop.time() + EXPIRY_PERIOD
+                for change in self.registrar.expire(time.time()):
+                    self._persist(Persist(change))
+
+    # -- store access --------------------------------------------------------------
+
+    def _read_revision(self) -> object:
+        return get_setting(self.db, REVISION_KEY, 0)
+
+    def _load_accounts(self) -> dict[str, Account]:
+        return {
+            number: Account(c.number, c.ha1, c.algorithms, c.enabled)
+            for number, c in self.directory.load_credentials().items()
+        }
+
+    def _load_lockouts(self) -> list[Lockout]:
+        now_wall = time.time()
+        now = self.loop.time()
+        return [
+            Lockout(LockKind(row.kind.value), row.key, now + (row.until - now_wall), row.failures)
+            for row in lockout_store.list_lockouts(self.db, now_wall)
+        ]
+
+    def _nonce_secret(self) -> bytes:
+        stored = get_setting(self.db, NONCE_SECRET_KEY)
+        if isinstance(stored, str) and len(stored) >= 64:
+            return bytes.fromhex(stored)
+        secret = secrets.token_bytes(32)
+        set_setting(self.db, NONCE_SECRET_KEY, secret.hex())
+        return secret
+
+
+def serve(config: Config) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean shutdown."""
+    setup_logging(config.general.log_level)
+    started = time.monotonic()
+    return asyncio.run(_run(config, started))
+
+
+async def _run(config: Config, started: float) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    appliance = Appliance(config, loop)
+    try:
+        listeners = await appliance.start()
+    except OSError as exc:
+        log.error("cannot listen for SIP: %s", exc)
+        await appliance.stop()
+        return 1
+    summary = (
+        f"SIP on {', '.join(listeners)}; {len(appliance.auth.accounts)} extensions, "
+        f"{len(appliance.registrar)} registrations restored"
+    )
+    log.info("ready in %.2f s (pid %d): %s", time.monotonic() - started, os.getpid(), summary)
+    appliance.notifier.ready(summary)
+    await stop.wait()
+    log.info("stopping")
+    appliance.notifier.stopping()
+    await appliance.stop()
+    log.info("stopped cleanly")
+    return 0

@@ -1,0 +1,1 @@
+"""asyncio edges: SIP over UDP and TCP (TLS and WebSocket later, same interface)."""

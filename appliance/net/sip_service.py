@@ -1,0 +1,248 @@
+"""Runs the sans-IO SIP front on an asyncio loop: listeners, one timer, outputs.
+
+The transports only move bytes: each datagram or stream frame goes to
+``SipFront.receive`` with the loop's monotonic time, and every ``Send`` that comes
+back is written to the socket or connection its ``Peer`` names. One ``call_at``
+timer follows ``SipFront.next_deadline``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from appliance.pbx.sip_front import FrontAction, Locked, Persist, SipFront
+from appliance.sip.errors import ParseError
+from appliance.sip.parser import StreamFramer
+from appliance.sip.transaction import Send
+from appliance.sip.transport import Peer
+
+log = logging.getLogger(__name__)
+
+UDP_BUFFER: Final = 4 * 1024 * 1024  # absorbs bursts of thousands of datagrams
+MAX_CONNECTIONS: Final = 4096
+IDLE_TIMEOUT: Final = 7200.0  # RFC 5626 flows send keep-alives far more often
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    transport: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+class SipService:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        front: SipFront,
+        on_persist: Callable[[Persist], None],
+        on_locked: Callable[[Locked], None],
+    ) -> None:
+        self._loop = loop
+        self.front = front
+        self._on_persist = on_persist
+        self._on_locked = on_locked
+        self._udp: dict[int, asyncio.DatagramTransport] = {}
+        self._streams: dict[int, _SipStream] = {}
+        self._servers: list[asyncio.Server] = []
+        self._next_id = 1
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.listeners: list[Listener] = []
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def listen(self, transport: str, host: str, port: int) -> Listener:
+        """Open one listener; port 0 picks a free port (the listener says which)."""
+        if transport == "udp":
+            ident = self._new_id()
+            udp, _ = await self._loop.create_datagram_endpoint(
+                lambda: _SipDatagram(self, ident), local_addr=(host, port)
+            )
+            sock = udp.get_extra_info("socket")
+            _grow_buffers(sock)
+            self._udp[ident] = udp
+            bound = sock.getsockname()
+        elif transport == "tcp":
+            server = await self._loop.create_server(
+                lambda: _SipStream(self, "tcp"), host, port, reuse_address=True, backlog=1024
+            )
+            self._servers.append(server)
+            bound = server.sockets[0].getsockname()
+        else:
+            raise ValueError(f"unsupported SIP transport {transport!r}")
+        listener = Listener(transport, bound[0], bound[1])
+        self.listeners.append(listener)
+        return listener
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for server in self._servers:
+            server.close()
+        for stream in list(self._streams.values()):
+            stream.close()
+        for udp in self._udp.values():
+            udp.close()
+        for server in self._servers:
+            await server.wait_closed()
+
+    # -- bytes in ------------------------------------------------------------------
+
+    def deliver(self, data: bytes, peer: Peer) -> None:
+        self._apply(self.front.receive(data, peer, self._loop.time()))
+
+    # -- actions out ---------------------------------------------------------------
+
+    def _apply(self, actions: list[FrontAction]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action)
+            elif isinstance(action, Persist):
+                self._on_persist(action)
+            else:
+                self._on_locked(action)
+        self._rearm()
+
+    def _send(self, action: Send) -> None:
+        peer = action.peer
+        data = action.data if action.data is not None else bytes(action.message)
+        if peer.reliable:
+            stream = self._streams.get(peer.connection)
+            if stream is None:
+                log.debug("connection %d to %s is gone; dropping a message", peer.connection, peer)
+                return
+            stream.write(data)
+            return
+        udp = self._udp.get(peer.connection) or next(iter(self._udp.values()), None)
+        if udp is None:
+            return
+        udp.sendto(data, (peer.host, peer.port))
+
+    def _rearm(self) -> None:
+        deadline = self.front.next_deadline()
+        if deadline is None:
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return  # the armed timer fires first; it re-arms when it does
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._apply(self.front.handle_timer(self._loop.time()))
+
+    # -- connections ---------------------------------------------------------------
+
+    def _new_id(self) -> int:
+        ident = self._next_id
+        self._next_id += 1
+        return ident
+
+    def _opened(self, stream: _SipStream) -> int | None:
+        if len(self._streams) >= MAX_CONNECTIONS:
+            return None
+        ident = self._new_id()
+        self._streams[ident] = stream
+        return ident
+
+    def _closed(self, ident: int) -> None:
+        self._streams.pop(ident, None)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER)
+        except OSError as exc:  # the kernel may cap it; the default still works
+            log.debug("could not grow socket buffer: %s", exc)
+
+
+class _SipDatagram(asyncio.DatagramProtocol):
+    def __init__(self, service: SipService, ident: int) -> None:
+        self._service = service
+        self._ident = ident
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        # IPv6 sockets give (host, port, flowinfo, scope_id); the first two are ours.
+        self._service.deliver(data, Peer("udp", addr[0], addr[1], self._ident))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a phone that went away: nothing to do on UDP.
+        log.debug("UDP error: %s", exc)
+
+
+class _SipStream(asyncio.Protocol):
+    """One TCP connection: frames by Content-Length, answers CRLF keep-alives."""
+
+    def __init__(self, service: SipService, transport_name: str) -> None:
+        self._service = service
+        self._name = transport_name
+        self._framer = StreamFramer()
+        self._transport: asyncio.Transport | None = None
+        self._peer: Peer | None = None
+        self._ident = 0
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - asyncio's contract
+        self._transport = transport
+        ident = self._service._opened(self)
+        if ident is None:
+            log.warning("too many SIP connections; refusing one")
+            transport.abort()
+            return
+        self._ident = ident
+        host, port = transport.get_extra_info("peername")[:2]
+        self._peer = Peer(self._name, str(host), int(port), ident)
+        self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        if self._peer is None:
+            return
+        self._touch()
+        try:
+            frames = self._framer.feed(data)
+        except ParseError as exc:  # framing lost: the stream cannot be trusted again
+            log.info("closing %s: %s", self._peer, exc.reason)
+            self.close()
+            return
+        if self._framer.pings:
+            self._framer.pings = 0
+            self.write(b"\r\n")  # RFC 5626 §3.5.1 pong
+        for frame in frames:
+            self._service.deliver(frame, self._peer)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._service._closed(self._ident)
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = self._service.loop.call_later(IDLE_TIMEOUT, self.close)
