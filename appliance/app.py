@@ -36,8 +36,7 @@ from appliance.system.notify import Notifier
 
 log = logging.getLogger(__name__)
 
-HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, watchdog ping
-EXPIRY_PERIOD: Final = 10.0  # s: drop expired bindings
+HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, binding expiry, watchdog ping
 NONCE_SECRET_KEY: Final = "auth.nonce_secret"
 REVISION_KEY: Final = "revision.directory"
 
@@ -140,7 +139,6 @@ class Appliance:
     # -- periodic work -------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
-        next_expiry = self.loop.time() + EXPIRY_PERIOD
         while True:
             await asyncio.sleep(HOUSEKEEPING_PERIOD)
             self.notifier.watchdog()
@@ -151,13 +149,13 @@ class Appliance:
                     self._revision = revision
                     self.auth.accounts = self._load_accounts()
                     self.guard.restore(self._load_lockouts())
+                    for change in self.registrar.drop_aors(self.auth.accounts):
+                        self._persist(Persist(change))
                     log.info("directory or lockouts changed: reloaded")
             except peewee.PeeweeException as exc:
                 log.error("could not reload the directory: %s", exc)
-            if self.loop.time() >= next_expiry:
-                next_expiry = self.loop.time() + EXPIRY_PERIOD
-                for change in self.registrar.expire(time.time()):
-                    self._persist(Persist(change))
+            for change in self.registrar.expire(time.time()):
+                self._persist(Persist(change))
 
     # -- store access --------------------------------------------------------------
 

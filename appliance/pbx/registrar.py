@@ -7,6 +7,7 @@ the answer and the binding changes for the store to persist. Times are wall-cloc
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -61,10 +62,14 @@ class Registrar:
     def __init__(self, config: RegistrarConfig, bindings: Iterable[Binding] = ()) -> None:
         self.config = config
         self._aors: dict[str, dict[str, Binding]] = {}
+        # (expires_at, aor, key) per stored binding; entries go stale when a binding is
+        # refreshed or removed and are skipped when popped, so expiry is O(log n).
+        self._expiries: list[tuple[float, str, str]] = []
         for binding in bindings:
-            self._aors.setdefault(binding.aor, {})[contact_key(Uri.parse(binding.contact))] = (
-                binding
-            )
+            key = contact_key(Uri.parse(binding.contact))
+            self._aors.setdefault(binding.aor, {})[key] = binding
+            self._expiries.append((binding.expires_at, binding.aor, key))
+        heapq.heapify(self._expiries)
 
     def __len__(self) -> int:
         return sum(len(contacts) for contacts in self._aors.values())
@@ -80,15 +85,36 @@ class Registrar:
     def expire(self, now: float) -> list[Change]:
         """Drop bindings whose time is up."""
         changes: list[Change] = []
-        for aor in list(self._aors):
-            contacts = self._aors[aor]
-            for key, binding in list(contacts.items()):
-                if binding.expires_at <= now:
-                    del contacts[key]
-                    changes.append(Remove(aor, binding.contact))
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires_at, aor, key = heapq.heappop(heap)
+            contacts = self._aors.get(aor)
+            binding = contacts.get(key) if contacts else None
+            if contacts is None or binding is None or binding.expires_at != expires_at:
+                continue  # refreshed or removed since this entry was pushed
+            del contacts[key]
+            changes.append(Remove(aor, binding.contact))
             if not contacts:
                 del self._aors[aor]
+        if len(heap) > 4 * len(self) + 64:
+            self._compact()
         return changes
+
+    def drop_aors(self, keep: Iterable[str]) -> list[Change]:
+        """Forget bindings of AORs not in ``keep`` (extensions deleted meanwhile)."""
+        kept = set(keep)
+        changes: list[Change] = []
+        for aor in [a for a in self._aors if a not in kept]:
+            changes.extend(Remove(aor, b.contact) for b in self._aors.pop(aor).values())
+        return changes
+
+    def _compact(self) -> None:
+        self._expiries = [
+            (b.expires_at, aor, key)
+            for aor, contacts in self._aors.items()
+            for key, b in contacts.items()
+        ]
+        heapq.heapify(self._expiries)
 
     def register(
         self, request: Request, aor: str, peer: Peer, now: float
@@ -160,6 +186,7 @@ class Registrar:
                 changes.append(Remove(aor, old.contact))
             new[key] = binding
             changes.append(Upsert(binding))
+            heapq.heappush(self._expiries, (binding.expires_at, aor, key))
         live = {k: b for k, b in new.items() if b.expires_at > now}
         if len(live) > cfg.max_contacts:
             return Answer(403, "Too many contacts for this extension"), []

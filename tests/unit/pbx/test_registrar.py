@@ -109,3 +109,19 @@ def test_expiry_and_restore_from_store() -> None:
     assert reg.expire(61.0) == [Remove("101", "sip:101@a")]
     stored = [Binding("102", "sip:102@x", 500.0, "c", 1)]
     assert [b.contact for b in Registrar(CFG, stored).lookup("102", 100.0)] == ["sip:102@x"]
+
+
+def test_refreshed_binding_is_not_expired_by_its_old_time() -> None:
+    reg = Registrar(CFG)
+    reg.register(register(["<sip:101@a>;expires=60"]), "101", PEER, 0.0)
+    reg.register(register(["<sip:101@a>;expires=600"], cseq=2), "101", PEER, 30.0)
+    assert reg.expire(100.0) == []
+    assert reg.expire(631.0) == [Remove("101", "sip:101@a")]
+    assert len(reg) == 0
+
+
+def test_deleted_extensions_lose_their_bindings() -> None:
+    reg = Registrar(CFG)
+    reg.register(register(["<sip:101@a>"]), "101", PEER, 0.0)
+    assert reg.drop_aors(["102"]) == [Remove("101", "sip:101@a")]
+    assert reg.lookup("101", 1.0) == []
