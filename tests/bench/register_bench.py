@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from procs import LOCALHOST, Child, cpu_seconds, free_port, sip_answers
-from sipp_load import SIPP, Step, User, run_step, write_injection
+from sipp_load import NOISY, SIPP, Step, User, run_step, write_injection
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -282,11 +282,13 @@ def step_up(
 def describe_step(step: Step) -> str:
     cpu = 100 * step.server_cpu / step.wall if step.wall else 0.0
     sipp_cpu = 100 * step.sipp_cpu / step.wall if step.wall else 0.0
+    other = 100 * step.other_cpu / step.wall if step.wall else 0.0
     verdict = "clean" if step.clean else f"NOT CLEAN: {step.reason}"
     return (
         f"{step.server:>8} {step.rate:>6}/s run {step.run}: {verdict}; "
         f"{step.successful}/{step.calls} ok, {step.wall:.1f} s, "
-        f"server CPU {cpu:.0f} %, sipp CPU {sipp_cpu:.0f} %"
+        f"server CPU {cpu:.0f} %, sipp CPU {sipp_cpu:.0f} %, other processes {other:.0f} %"
+        + (" -- NOISY: something else was running, do not trust this step" if step.noisy else "")
     )
 
 
@@ -316,10 +318,12 @@ def report(results: dict[str, Any]) -> str:
                 cells.append("-")
             elif all(s.clean for s in steps):
                 cpu = max(100 * s.server_cpu / s.wall for s in steps if s.wall)
-                cells.append(f"clean (server CPU {cpu:.0f} %)")
+                noisy = "*" if any(s.noisy for s in steps) else ""
+                cells.append(f"clean{noisy} (server CPU {cpu:.0f} %)")
             else:
                 bad = next(s for s in steps if not s.clean)
-                cells.append(f"FAIL {bad.reason}"[:34])
+                noisy = "*" if bad.noisy else ""
+                cells.append(f"FAIL{noisy} {bad.reason}"[:34])
         if any(c != "-" for c in cells):
             lines.append(f"{rate:>8}" + "".join(f"  {c:<34}" for c in cells))
     lines.append(
@@ -329,6 +333,11 @@ def report(results: dict[str, Any]) -> str:
             for s in servers
         )
     )
+    if any(step.noisy for server in servers for step in server.steps):
+        lines.append(
+            f"{'*':>8}  other processes used > {100 * NOISY:.0f} % of a core during the step: "
+            "the machine was not quiet, run again"
+        )
     lines.append("")
     by_name = {s.name: s for s in servers}
     if "kamailio" in by_name and "yakyak" in by_name:
@@ -339,27 +348,41 @@ def report(results: dict[str, Any]) -> str:
         shown = "n/a" if ratio is None else f"{ratio:.2f}"
         lines.append(f"ours / Kamailio: {shown} (target >= {RATIO_TARGET}: {verdict})")
     memory = results.get("memory")
-    if memory:
-        idle = memory["idle_rss_kib"]
-        ok = idle is not None and idle / 1024 < IDLE_RSS_TARGET_MB
-        lines.append(
-            f"yakyak idle RSS ({MEMORY_USERS:,} extensions): {mb(idle)} "
-            f"(target < {IDLE_RSS_TARGET_MB:.0f} MB: {'met' if ok else 'NOT met'})"
-        )
-        lines.append(
-            f"yakyak RSS after {memory['contacts_registered']:,} distinct contacts: "
-            f"{mb(memory['contacts_rss_kib'])}"
-        )
-        lines.append(f"yakyak start to `ready`: {memory['ready_s']:.2f} s")
-    if "yakyak" in by_name:
-        y = by_name["yakyak"]
-        lines.append(
-            f"yakyak ({LOAD_USERS:,} extensions): idle RSS {mb(y.idle_rss_kib)}, after load "
-            f"{mb(y.loaded_rss_kib)}, start to `ready` "
-            f"{'n/a' if y.ready_s is None else f'{y.ready_s:.2f} s'}"
-        )
+    load = by_name.get("yakyak")
+    if memory or load:
+        lines += memory_table(memory, load)
     lines.append(f"bench took {results['elapsed_s']:.0f} s")
     return "\n".join(lines) + "\n"
+
+
+def memory_table(memory: dict[str, Any] | None, load: ServerResult | None) -> list[str]:
+    """yakyak VmRSS and start-up time, one column per instance."""
+
+    def idle(kib: int | None) -> str:
+        if kib is None:
+            return "-"
+        return f"{mb(kib)} ({'ok' if kib / 1024 < IDLE_RSS_TARGET_MB else 'OVER'})"
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    m = memory or {}
+    rows = [
+        ("", f"{LOAD_USERS:,} extensions", f"{MEMORY_USERS:,} extensions"),
+        (
+            f"idle RSS, {SETTLE:.0f} s after ready (target < {IDLE_RSS_TARGET_MB:.0f} MB)",
+            idle(load.idle_rss_kib) if load else "-",
+            idle(m.get("idle_rss_kib")),
+        ),
+        (
+            f"RSS after {m.get('contacts_registered', 0):,} distinct contacts",
+            "-",
+            mb(m["contacts_rss_kib"]) if m else "-",
+        ),
+        ("RSS after the rate steps", mb(load.loaded_rss_kib) if load else "-", "-"),
+        ("spawn to `ready`", secs(load.ready_s) if load else "-", secs(m.get("ready_s"))),
+    ]
+    return ["yakyak memory and start-up:"] + [f"  {a:<46} {b:>18} {c:>18}" for a, b, c in rows]
 
 
 def machine() -> dict[str, Any]:

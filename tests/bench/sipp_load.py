@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs import LOCALHOST, free_port
+from procs import LOCALHOST, free_port, system_busy_seconds
 
 SIPP = "/usr/bin/sipp"
 BUFF_SIZE = 4_194_304  # 64 KB sipp default drops packets in sipp itself at ~6,000/s
 LATE_FACTOR = 1.15  # a step may take this much longer than planned, plus LATE_SLACK
 LATE_SLACK = 2.0  # s: sipp start-up and the last responses
+NOISY = 0.15  # other processes busier than this share of one core make a step "noisy"
 ARROW = re.compile(r"^\s*(\S+)\s+(-+>|<-+)\s+(\d+)\s+(\d+)\s+(\d+)(?:\s+(\d+))?\s*$")
 
 
@@ -78,6 +79,7 @@ class Step:
     wall: float  # s from spawning sipp to its exit
     sipp_cpu: float  # CPU s used by sipp
     server_cpu: float  # CPU s used by the server's processes meanwhile
+    other_cpu: float  # CPU s used meanwhile by everything else on the machine
     reason: str  # empty when the step is clean
     messages: tuple[MessageCount, ...] = field(default=())
 
@@ -86,12 +88,18 @@ class Step:
         return not self.reason
 
     @property
+    def noisy(self) -> bool:
+        """Other work on the machine competed with the step: its figure is not trustworthy."""
+        return self.wall > 0 and self.other_cpu / self.wall > NOISY
+
+    @property
     def achieved_rate(self) -> float:
         return self.successful / self.wall if self.wall > 0 else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["clean"] = self.clean
+        data["noisy"] = self.noisy
         data["achieved_rate"] = round(self.achieved_rate, 1)
         return data
 
@@ -198,6 +206,7 @@ def run_step(
         str(errors),
     ]
     cpu_before = server_cpu()
+    busy_before = system_busy_seconds()
     rusage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     try:
@@ -218,6 +227,8 @@ def run_step(
         returncode = -9
         stderr = "sipp timed out"
     wall = time.monotonic() - started
+    busy = system_busy_seconds() - busy_before
+    server_used = server_cpu() - cpu_before
     rusage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     sipp_cpu = (rusage_after.ru_utime - rusage_before.ru_utime) + (
         rusage_after.ru_stime - rusage_before.ru_stime
@@ -240,7 +251,8 @@ def run_step(
         retransmissions=retrans,
         wall=round(wall, 3),
         sipp_cpu=round(sipp_cpu, 2),
-        server_cpu=round(server_cpu() - cpu_before, 2),
+        server_cpu=round(server_used, 2),
+        other_cpu=round(max(0.0, busy - server_used - sipp_cpu), 2),
         reason=reason,
         messages=parse_scenario_screen(screen_text),
     )
