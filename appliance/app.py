@@ -17,6 +17,7 @@ import time
 from typing import Final
 
 import peewee
+import uvloop
 
 from appliance.config import Config
 from appliance.net.sip_service import SipService
@@ -189,7 +190,9 @@ def serve(config: Config) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean shutdown."""
     setup_logging(config.general.log_level)
     started = time.monotonic()
-    return asyncio.run(_run(config, started))
+    # uvloop: libuv's event loop moves datagrams several times faster than asyncio's
+    # own selector loop, and the SIP front is per-datagram work.
+    return uvloop.run(_run(config, started))
 
 
 async def _run(config: Config, started: float) -> int:

@@ -100,6 +100,8 @@ class SipFront:
                 return []  # a response we cannot match is dropped (RFC 3261 §18.1.2)
         try:
             request, reply_to = self._apply_rport(message, peer)
+            if self._stateless(request):
+                return self._answer_statelessly(request, reply_to, now)
             actions = self.layer.receive(request, reply_to, now)
         except ParseError as exc:
             return self._reject(exc, data, peer)
@@ -131,6 +133,32 @@ class SipFront:
                 out.extend(
                     a for a in self.layer.respond(action.key, response, now) if isinstance(a, Send)
                 )
+        return out
+
+    @staticmethod
+    def _stateless(request: Request) -> bool:
+        """Requests answered at once without a transaction (RFC 3261 §8.2.7).
+
+        Everything without credentials gets its final answer straight away (a
+        challenge, OPTIONS 200, 420, 403): keeping a transaction for it would only
+        cost memory (Timer J holds it 32 s) and time. A retransmission simply gets a
+        fresh answer. Authenticated requests keep transactions, so a retransmitted
+        REGISTER is absorbed instead of tripping the nonce-count replay check.
+        """
+        if request.method in ("ACK", "CANCEL"):
+            return False
+        for name, _ in request.headers:
+            if name == "Authorization":
+                return False
+        return True
+
+    def _answer_statelessly(self, request: Request, peer: Peer, now: float) -> list[FrontAction]:
+        try:
+            response, extra = self._answer(request, peer, now)
+        except _Drop:
+            return []
+        out: list[FrontAction] = list(extra)
+        out.append(Send(response, peer, bytes(response)))
         return out
 
     def _reject(self, exc: ParseError, data: bytes, peer: Peer) -> list[FrontAction]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import struct
 from dataclasses import dataclass
 from enum import Enum
@@ -16,7 +17,14 @@ from typing import Final, Self
 
 from appliance.sip.digest_hash import ALGORITHMS, digest_hex
 from appliance.sip.errors import ParseError
-from appliance.sip.grammar import is_token, quote, split_unquoted, unquote
+from appliance.sip.grammar import quote
+
+# One auth-param (RFC 7616 §3.4): name = token or quoted-string, then a comma or the end.
+_PARAM: Final = re.compile(
+    r"[ \t,]*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)[ \t]*=[ \t]*"
+    r'(?:"((?:[^"\\]|\\.)*)"|([^ \t,"]+))[ \t]*(?:,|$)'
+)
+_ESCAPE: Final = re.compile(r"\\(.)")
 
 MAX_NC: Final = 255  # nonce-count slots are one byte; past this a fresh nonce is issued
 
@@ -42,15 +50,19 @@ class Credentials:
         if scheme.lower() != "digest":
             raise ParseError(f"unsupported auth scheme {scheme[:20]!r}")
         fields: dict[str, str] = {}
-        for item in split_unquoted(rest, ","):
-            if not item:
-                continue
-            name, eq, value = item.partition("=")
-            name = name.strip().lower()
-            if not eq or not is_token(name):
-                raise ParseError(f"bad digest parameter {item[:40]!r}")
-            value = value.strip()
-            fields[name] = unquote(value) if value.startswith('"') else value
+        rest = rest.rstrip(" \t,")
+        pos = 0
+        end = len(rest)
+        while pos < end:
+            match = _PARAM.match(rest, pos)
+            if match is None:
+                raise ParseError(f"bad digest parameter near {rest[pos : pos + 40]!r}")
+            name, quoted, token = match.group(1, 2, 3)
+            if quoted is not None:
+                fields[name.lower()] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+            else:
+                fields[name.lower()] = token
+            pos = match.end()
         try:
             username = fields["username"]
             return cls(

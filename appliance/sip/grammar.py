@@ -7,6 +7,7 @@ semicolon separators ambiguous for naive ``str.split``.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from appliance.sip.errors import ParseError
@@ -18,14 +19,23 @@ TOKEN_CHARS: Final = frozenset(
 )
 
 
+_TOKEN: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+# Parameters in their everyday spelling: no quotes, no white space. Anything else
+# takes the general path below, which gives the same result where both apply.
+_PLAIN_PARAMS: Final = re.compile(r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[^;\s\"=]+)?)*")
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN.fullmatch(text) is not None
 
 
 def split_unquoted(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quoted strings and <...>; parts are stripped."""
-    if '"' not in text and "<" not in text:
-        return [part.strip() for part in text.split(sep)]
+    if '"' not in text:
+        if sep not in text:
+            return [text.strip()]
+        if "<" not in text:
+            return [part.strip() for part in text.split(sep)]
     parts: list[str] = []
     start = 0
     in_quotes = False
@@ -93,6 +103,13 @@ def parse_params(text: str) -> Params:
     """
     if not text:
         return ()
+    plain = text if text[0] == ";" else ";" + text
+    if _PLAIN_PARAMS.fullmatch(plain) is not None:
+        out: list[tuple[str, str | None]] = []
+        for part in plain[1:].split(";"):
+            name, eq, value = part.partition("=")
+            out.append((name, value if eq else None))
+        return tuple(out)
     if text[0] == ";":
         text = text[1:]
     params: list[tuple[str, str | None]] = []

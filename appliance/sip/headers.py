@@ -6,6 +6,7 @@ and serialize back to the same text (``str(Via.parse(x)) == x`` for canonical x)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Final, Self
 
@@ -75,6 +76,17 @@ SINGLE_HEADERS: Final = frozenset(
 )
 
 
+# Everyday spellings matched in one step; anything else takes the general path.
+_PLAIN_VIA: Final = re.compile(
+    r"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) "
+    r"(\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?((?:;[^\"\s]*)?)"
+)
+_PLAIN_NAME_ADDR: Final = re.compile(
+    r"(?:(\"(?:[^\"\\]|\\.)*\")|([A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*))?"
+    r"[ \t]*<([^<>\"\s]+)>((?:;[^\"\s]*)?)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One Via value (RFC 3261 §20.42), e.g. ``SIP/2.0/UDP host:5060;branch=z9hG4bK1``."""
@@ -87,6 +99,16 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Self:
+        match = _PLAIN_VIA.fullmatch(text)
+        if match is not None:
+            transport, host, port, ptext = match.groups()
+            if port is None or int(port) <= 65535:
+                params = parse_params(ptext) if ptext else ()
+                return cls(transport, host, None if port is None else int(port), params)
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Self:
         head, semi, ptext = text.partition(";")
         params = parse_params(ptext) if semi else ()
         if '"' in head:
@@ -150,6 +172,14 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> Self:
         text = text.strip()
+        match = _PLAIN_NAME_ADDR.fullmatch(text)
+        if match is not None:
+            quoted, tokens, uri, ptext = match.groups()
+            return cls(Uri.parse(uri), quoted or tokens, parse_params(ptext) if ptext else ())
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Self:
         lt = _find_unquoted_lt(text)
         if lt < 0:
             uri_text, semi, ptext = text.partition(";")

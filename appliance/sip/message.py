@@ -15,6 +15,7 @@ from typing import Final
 from appliance.sip.errors import ParseError
 from appliance.sip.grammar import split_list
 from appliance.sip.headers import (
+    CANONICAL,
     LIST_HEADERS,
     CSeq,
     NameAddr,
@@ -83,8 +84,8 @@ class _Headers:
         for k, v in self.headers:
             if k == canon:
                 return v
-        if canon is name:  # unknown header: names compare case-insensitively
-            lname = name.lower()
+        lname = name.lower()
+        if lname not in CANONICAL:  # unknown header: names compare case-insensitively
             for k, v in self.headers:
                 if k.lower() == lname:
                     return v
@@ -93,8 +94,11 @@ class _Headers:
     def get_all(self, name: str) -> list[str]:
         """All values of a header in order; comma lists split for list headers."""
         canon = canonical_name(name)
-        lname = canon.lower()
-        values = [v for k, v in self.headers if k == canon or k.lower() == lname]
+        if canon is name and canon.lower() not in CANONICAL:
+            lname = canon.lower()  # unknown header: names compare case-insensitively
+            values = [v for k, v in self.headers if k.lower() == lname]
+        else:
+            values = [v for k, v in self.headers if k == canon]
         if canon in LIST_HEADERS:
             return [item for v in values for item in split_list(v)]
         return values

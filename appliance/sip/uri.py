@@ -6,6 +6,7 @@ must carry the others through unchanged.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Final, Self
 
@@ -18,6 +19,13 @@ _SCHEME_CHARS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
 )
 MAX_URI_LENGTH: Final = 2048
+# The everyday sip:user@host:port;params form, matched in one step. Users with ';' or
+# '?' (telephone-subscriber), odd hosts and errors take the general path.
+_PLAIN_SIP: Final = re.compile(
+    r"(sips?):(?:([^:@;?\s<>\"]+)(?::([^@;?\s<>\"]*))?@)?"
+    r"(\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]|[A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?"
+    r"((?:;[^?\s\"<>@]*)?)(?:\?([^\s\"<>]*))?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,23 @@ class Uri:
 
     @classmethod
     def parse(cls, text: str) -> Self:
+        match = _PLAIN_SIP.fullmatch(text)
+        if match is not None and len(text) <= MAX_URI_LENGTH:
+            scheme, user, password, host, port, ptext, headers = match.groups()
+            if port is None or int(port) <= 65535:
+                return cls(
+                    scheme,
+                    user,
+                    password,
+                    host,
+                    None if port is None else int(port),
+                    parse_params(ptext) if ptext else (),
+                    headers,
+                )
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Self:
         if len(text) > MAX_URI_LENGTH:
             raise ParseError("URI too long", 414)
         scheme, colon, rest = text.partition(":")

@@ -124,3 +124,28 @@ def test_stream_framer_is_chunking_independent(cuts: list[int]) -> None:
         pos += cut
     frames += framer.feed(stream[pos:])
     assert frames == [SEED] * 3
+
+
+@given(uris)
+def test_uri_fast_path_agrees_with_general_parser(uri: Uri) -> None:
+    text = str(uri)
+    assert Uri.parse(text) == Uri._parse_general(text) == uri
+
+
+@given(st.sampled_from(["UDP", "TCP", "TLS"]), host, port, params)
+def test_via_fast_path_agrees_with_general_parser(
+    transport: str,
+    via_host: str,
+    via_port: int | None,
+    via_params: tuple[tuple[str, str | None], ...],
+) -> None:
+    text = str(Via(transport, via_host, via_port, via_params))
+    assert Via.parse(text) == Via._parse_general(text)
+
+
+@given(uris, st.one_of(st.none(), token, token.map(lambda t: f'"{t} x"')), params)
+def test_name_addr_fast_path_agrees_with_general_parser(
+    uri: Uri, display: str | None, addr_params: tuple[tuple[str, str | None], ...]
+) -> None:
+    text = str(NameAddr(uri, display, addr_params))
+    assert NameAddr.parse(text) == NameAddr._parse_general(text)
