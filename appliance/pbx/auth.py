@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 from appliance.sip.digest import (
+    ChallengeTemplate,
     Credentials,
     NonceBook,
     NonceCheck,
-    challenge,
     expected_response,
     supported,
 )
@@ -67,6 +67,7 @@ class Authenticator:
         self.algorithms = algorithms
         self._secret = secret
         self._opaque = hashlib.sha256(b"opaque" + secret).hexdigest()[:16]
+        self._templates: dict[str, ChallengeTemplate] = {}
 
     def challenge(self, username: str | None, now: float, stale: bool = False) -> list[Header]:
         """WWW-Authenticate headers, one per algorithm in the configured order."""
@@ -75,10 +76,16 @@ class Authenticator:
         if account is not None and account.algorithms:
             order = account.algorithms
         nonce = self.nonces.issue(now)
+        templates = self._templates
         return [
-            ("WWW-Authenticate", challenge(self.realm, nonce, alg, self._opaque, stale))
+            ("WWW-Authenticate", (templates.get(alg) or self._template(alg)).fill(nonce, stale))
             for alg in order
         ]
+
+    def _template(self, algorithm: str) -> ChallengeTemplate:
+        template = ChallengeTemplate(self.realm, algorithm, self._opaque)
+        self._templates[algorithm] = template
+        return template
 
     def verify(self, request: Request, creds: Credentials, now: float) -> Verification:
         username = creds.username

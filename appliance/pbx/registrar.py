@@ -66,11 +66,32 @@ class Registrar:
         # (expires_at, aor, key) per stored binding; entries go stale when a binding is
         # refreshed or removed and are skipped when popped, so expiry is O(log n).
         self._expiries: list[tuple[float, str, str]] = []
+        # (aor, key) -> expires_at last handed to the store; see _worth_storing.
+        self._stored: dict[tuple[str, str], float] = {}
         for binding in bindings:
             key = contact_key(Uri.parse(binding.contact))
             self._aors.setdefault(binding.aor, {})[key] = binding
             self._expiries.append((binding.expires_at, binding.aor, key))
+            self._stored[(binding.aor, key)] = binding.expires_at
         heapq.heapify(self._expiries)
+
+    def _worth_storing(
+        self, aor: str, key: str, old: Binding | None, new: Binding, now: float
+    ) -> bool:
+        """Whether a binding change must reach the store now.
+
+        A plain refresh (same phone, same path, only a later expiry and CSeq) is
+        written only once the stored expiry has used up half of the new interval:
+        phones refresh long before that, and an SD card should not take one write per
+        REGISTER. After a power cut such a binding may come back up to half an
+        interval short, which the phone's next refresh repairs.
+        """
+        if old is None or not _same_except_time(old, new):
+            return True
+        stored = self._stored.get((aor, key))
+        if stored is None:
+            return True
+        return stored - now < (new.expires_at - now) / 2
 
     def __len__(self) -> int:
         return sum(len(contacts) for contacts in self._aors.values())
@@ -94,6 +115,7 @@ class Registrar:
             if contacts is None or binding is None or binding.expires_at != expires_at:
                 continue  # refreshed or removed since this entry was pushed
             del contacts[key]
+            self._stored.pop((aor, key), None)
             changes.append(Remove(aor, binding.contact))
             if not contacts:
                 del self._aors[aor]
@@ -106,7 +128,9 @@ class Registrar:
         kept = set(keep)
         changes: list[Change] = []
         for aor in [a for a in self._aors if a not in kept]:
-            changes.extend(Remove(aor, b.contact) for b in self._aors.pop(aor).values())
+            for key, b in self._aors.pop(aor).items():
+                self._stored.pop((aor, key), None)
+                changes.append(Remove(aor, b.contact))
         return changes
 
     def _compact(self) -> None:
@@ -116,6 +140,11 @@ class Registrar:
             for key, b in contacts.items()
         ]
         heapq.heapify(self._expiries)
+        self._stored = {
+            (aor, key): stored
+            for (aor, key), stored in self._stored.items()
+            if key in self._aors.get(aor, {})
+        }
 
     def register(
         self, request: Request, aor: str, peer: Peer, now: float
@@ -138,6 +167,8 @@ class Registrar:
                 if binding.call_id == call_id and cseq <= binding.cseq:
                     return Answer(400, "CSeq out of order"), []
             changes: list[Change] = [Remove(aor, b.contact) for b in current.values()]
+            for key in current:
+                self._stored.pop((aor, key), None)
             self._aors.pop(aor, None)
             return Answer(200, headers=_date(now)), changes
         if "*" in contact_values:
@@ -167,6 +198,7 @@ class Registrar:
             if expires == 0:
                 if old is not None:
                     del new[key]
+                    self._stored.pop((aor, key), None)
                     changes.append(Remove(aor, old.contact))
                 continue
             binding = Binding(
@@ -186,7 +218,9 @@ class Registrar:
             if old is not None and old.contact != contact:
                 changes.append(Remove(aor, old.contact))
             new[key] = binding
-            changes.append(Upsert(binding))
+            if self._worth_storing(aor, key, old, binding, now):
+                changes.append(Upsert(binding))
+                self._stored[(aor, key)] = binding.expires_at
             heapq.heappush(self._expiries, (binding.expires_at, aor, key))
         live = {k: b for k, b in new.items() if b.expires_at > now}
         if len(live) > cfg.max_contacts:
@@ -198,6 +232,20 @@ class Registrar:
         return Answer(
             200, headers=tuple(_contact_headers(live.values(), now)) + _date(now)
         ), changes
+
+
+def _same_except_time(a: Binding, b: Binding) -> bool:
+    return (
+        a.contact == b.contact
+        and a.call_id == b.call_id
+        and a.q == b.q
+        and a.transport == b.transport
+        and a.source_host == b.source_host
+        and a.source_port == b.source_port
+        and a.user_agent == b.user_agent
+        and a.instance == b.instance
+        and a.path == b.path
+    )
 
 
 def _q(addr: NameAddr) -> float | None:

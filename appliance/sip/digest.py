@@ -92,11 +92,21 @@ def expected_response(creds: Credentials, ha1: str, method: str) -> str:
 
 def challenge(realm: str, nonce: str, algorithm: str, opaque: str, stale: bool = False) -> str:
     """One WWW-Authenticate value offering ``algorithm`` with qop=auth."""
-    value = (
-        f"Digest realm={quote(realm)}, nonce={quote(nonce)}, opaque={quote(opaque)}, "
-        f'algorithm={algorithm}, qop="auth"'
-    )
-    return value + ", stale=true" if stale else value
+    return ChallengeTemplate(realm, algorithm, opaque).fill(nonce, stale)
+
+
+class ChallengeTemplate:
+    """A challenge with everything but the nonce formatted once (it is per request)."""
+
+    __slots__ = ("_head", "_tail")
+
+    def __init__(self, realm: str, algorithm: str, opaque: str) -> None:
+        self._head = f"Digest realm={quote(realm)}, nonce="
+        self._tail = f', opaque={quote(opaque)}, algorithm={algorithm}, qop="auth"'
+
+    def fill(self, nonce: str, stale: bool = False) -> str:
+        value = self._head + quote(nonce) + self._tail
+        return value + ", stale=true" if stale else value
 
 
 class NonceCheck(Enum):

@@ -6,6 +6,7 @@ and serialize back to the same text (``str(Via.parse(x)) == x`` for canonical x)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import Final, Self
@@ -171,6 +172,12 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> Self:
+        if cls is NameAddr:
+            return _parse_name_addr_memo(text)  # type: ignore[return-value]  # Self is NameAddr
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Self:
         text = text.strip()
         match = _PLAIN_NAME_ADDR.fullmatch(text)
         if match is not None:
@@ -255,6 +262,12 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> Self:
+        if cls is CSeq:
+            return _parse_cseq_memo(text)  # type: ignore[return-value]  # Self is CSeq
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Self:
         parts = text.split()
         if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
             raise ParseError(f"bad CSeq {text[:40]!r}")
@@ -265,6 +278,12 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+# To, Contact and CSeq values repeat from each phone; parsed values are immutable, so a
+# small memo of the pure parse is safe (tags make From miss, which costs nothing).
+_parse_name_addr_memo = functools.lru_cache(maxsize=4096)(NameAddr._parse)
+_parse_cseq_memo = functools.lru_cache(maxsize=1024)(CSeq._parse)
 
 
 def parse_uint(text: str, name: str, maximum: int = 2**32 - 1) -> int:

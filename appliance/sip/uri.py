@@ -6,6 +6,7 @@ must carry the others through unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from typing import Final, Self
@@ -41,6 +42,12 @@ class Uri:
 
     @classmethod
     def parse(cls, text: str) -> Self:
+        if cls is Uri:
+            return _parse_uri_memo(text)  # type: ignore[return-value]  # Self is Uri here
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Self:
         match = _PLAIN_SIP.fullmatch(text)
         if match is not None and len(text) <= MAX_URI_LENGTH:
             scheme, user, password, host, port, ptext, headers = match.groups()
@@ -153,3 +160,8 @@ def parse_port(text: str) -> int:
     if port > 65535:
         raise ParseError(f"bad port {text!r}")
     return port
+
+
+# Phones send the same URIs again and again (request-URI, To, Contact); a parsed Uri
+# is an immutable value, so a small memo of the pure parse is safe and saves ~2 us.
+_parse_uri_memo = functools.lru_cache(maxsize=4096)(Uri._parse)

@@ -125,3 +125,18 @@ def test_deleted_extensions_lose_their_bindings() -> None:
     reg.register(register(["<sip:101@a>"]), "101", PEER, 0.0)
     assert reg.drop_aors(["102"]) == [Remove("101", "sip:101@a")]
     assert reg.lookup("101", 1.0) == []
+
+
+def test_plain_refreshes_reach_the_store_only_past_half_the_interval() -> None:
+    reg = Registrar(CFG)
+    contact = ["<sip:101@a>;expires=1000"]
+    _, changes = reg.register(register(contact, cseq=1), "101", PEER, 0.0)
+    assert len(changes) == 1  # new binding: stored
+    _, changes = reg.register(register(contact, cseq=2), "101", PEER, 100.0)
+    assert changes == []  # stored expiry 1000 still covers half of the new interval
+    assert reg.lookup("101", 1050.0)[0].expires_at == 1100.0  # but memory has the refresh
+    _, changes = reg.register(register(contact, cseq=3), "101", PEER, 600.0)
+    assert len(changes) == 1  # stored expiry 1000 < 600 + 1000 / 2
+    moved = Peer("udp", "192.0.2.8", 40000)
+    _, changes = reg.register(register(contact, cseq=4), "101", moved, 601.0)
+    assert len(changes) == 1  # a phone that moved is written at once
