@@ -50,6 +50,7 @@ class Answer:
     headers: tuple[Header, ...] = ()
 
 
+@functools.lru_cache(maxsize=4096)
 def contact_key(uri: Uri) -> str:
     """Identity of a contact for binding updates (RFC 3261 §10.3 step 7, §19.1.4).
 
@@ -194,7 +195,7 @@ class Registrar:
             old = new.get(key)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
                 return Answer(400, "CSeq out of order"), []
-            contact = str(addr.uri)
+            contact = _uri_text(addr.uri)
             if expires == 0:
                 if old is not None:
                     del new[key]
@@ -232,6 +233,11 @@ class Registrar:
         return Answer(
             200, headers=tuple(_contact_headers(live.values(), now)) + _date(now)
         ), changes
+
+
+@functools.lru_cache(maxsize=4096)
+def _uri_text(uri: Uri) -> str:
+    return str(uri)  # memoized: the same phones refresh the same contacts all day
 
 
 def _same_except_time(a: Binding, b: Binding) -> bool:

@@ -25,6 +25,8 @@ class Limits:
 
 DEFAULT_LIMITS: Final = Limits()
 _REQUIRED: Final = ("Via", "From", "To", "Call-ID", "CSeq")
+# Names as phones usually spell them, mapped without lower-casing first.
+_EXACT_NAMES: Final[dict[str, str]] = {name: name for name in CANONICAL.values()}
 
 
 def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -65,40 +67,45 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
 def _parse_headers(
     lines: list[str], first: int, limits: Limits
 ) -> tuple[tuple[Header, ...], int | None]:
+    if len(lines) - first > limits.max_headers:
+        raise ParseError("too many headers", 513)
     headers: list[Header] = []
     content_length: int | None = None
     seen_single: set[str] = set()
+    exact = _EXACT_NAMES
     for i in range(first, len(lines)):
         line = lines[i]
-        if line[:1] in (" ", "\t"):
-            # Line folding (RFC 3261 §7.3.1): continuation becomes one space.
-            if not headers:
-                raise ParseError("continuation line before any header")
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}".strip())
-            continue
         name, colon, value = line.partition(":")
-        if not colon:
-            raise ParseError(f"header line without a colon: {line[:40]!r}", headers=tuple(headers))
-        name = name.rstrip(" \t")
-        canon = CANONICAL.get(name.lower())
+        canon = exact.get(name)
         if canon is None:
-            if not is_token(name):
-                raise ParseError(f"bad header name {name[:40]!r}", headers=tuple(headers))
-            canon = name
+            if line[:1] in (" ", "\t"):
+                # Line folding (RFC 3261 §7.3.1): continuation becomes one space.
+                if not headers:
+                    raise ParseError("continuation line before any header")
+                prev_name, prev_value = headers[-1]
+                headers[-1] = (prev_name, f"{prev_value} {line.strip()}".strip())
+                continue
+            if not colon:
+                raise ParseError(
+                    f"header line without a colon: {line[:40]!r}", headers=tuple(headers)
+                )
+            name = name.rstrip(" \t")
+            canon = CANONICAL.get(name.lower())
+            if canon is None:
+                if not is_token(name):
+                    raise ParseError(f"bad header name {name[:40]!r}", headers=tuple(headers))
+                canon = name
         value = value.strip(" \t")
         if canon in SINGLE_HEADERS:
             if canon in seen_single:
                 raise ParseError(f"more than one {canon} header", headers=tuple(headers))
             seen_single.add(canon)
-        if canon == "Content-Length":
-            if not value.isdigit() or not value.isascii() or len(value) > 9:
-                raise ParseError(f"bad Content-Length {value[:20]!r}", headers=tuple(headers))
-            content_length = int(value)
-            continue
+            if canon == "Content-Length":
+                if not value.isdigit() or not value.isascii() or len(value) > 9:
+                    raise ParseError(f"bad Content-Length {value[:20]!r}", headers=tuple(headers))
+                content_length = int(value)
+                continue
         headers.append((canon, value))
-        if len(headers) > limits.max_headers:
-            raise ParseError("too many headers", 513)
     return tuple(headers), content_length
 
 
