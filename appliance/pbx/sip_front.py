@@ -164,7 +164,9 @@ class SipFront:
     def _reject(self, exc: ParseError, data: bytes, peer: Peer) -> list[FrontAction]:
         """Answer a request we could not parse, if enough of it was read to reply."""
         names = {name for name, _ in exc.headers}
-        if data.startswith(b"SIP/") or not {"Via", "From", "To", "Call-ID", "CSeq"} <= names:
+        # Only Via is needed to route an answer; the client matches it by the branch
+        # (RFC 3261 §17.1.3), and a 400 that names the missing header beats silence.
+        if data.startswith(b"SIP/") or "Via" not in names:
             log.debug("dropped unparseable message from %s: %s", peer, exc.reason)
             return []
         if data.lstrip(b"\r\n").startswith(b"ACK "):
