@@ -195,7 +195,19 @@ def serve(config: Config) -> int:
     return uvloop.run(_run(config, started))
 
 
+# Boards this release can drive; real line-interface boards come with the analog-line
+# layer, and until then naming one is an error rather than a silent fallback.
+KNOWN_BOARDS: Final = ("sim",)
+
+
 async def _run(config: Config, started: float) -> int:
+    if config.board.name not in KNOWN_BOARDS:
+        log.error(
+            "unknown board %r: this release knows only %s",
+            config.board.name,
+            ", ".join(KNOWN_BOARDS),
+        )
+        return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
