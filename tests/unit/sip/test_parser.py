@@ -62,7 +62,8 @@ def test_compact_forms_folding_and_case() -> None:
 def test_multiple_values_per_header() -> None:
     raw = REGISTER.replace(
         b"Max-Forwards: 70\r\n",
-        b"Via: SIP/2.0/UDP proxy.example;branch=z9hG4bKa, SIP/2.0/TCP [::1]:5061;branch=z9hG4bKb\r\n"
+        b"Via: SIP/2.0/UDP proxy.example;branch=z9hG4bKa, "
+        b"SIP/2.0/TCP [::1]:5061;branch=z9hG4bKb\r\n"
         b'Contact: "x, y" <sip:a@b>, <sip:c@d;lr>;q=0.5\r\n',
     ).replace(b"Contact: <sip:101@192.0.2.7:5062>;expires=3600\r\n", b"")
     m = parse_message(raw)
