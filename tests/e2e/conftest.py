@@ -11,11 +11,20 @@ fails the test with a hint to run `make test`, which installs them.
 
 Tests choose their own extensions or domain by overriding the `yakyak_extensions` or
 `yakyak_domain` fixtures in their module.
+
+More for test modules (which reach helpers through fixtures and methods, since importing
+conftest at run time depends on which conftest pytest loaded last; `from conftest import`
+under TYPE_CHECKING is fine for annotations): `shared_yakyak_server` (one per module, for
+tests that leave no state), `yakyak_servers` (start with config edits or env, restart on
+the same data dir), `raw_sip` (hand-built requests over UDP, digest computed with hashlib),
+`extension_record`; and on a server, `cli()`, `contacts()` and `wait_for_contacts()` over
+`yakyak ext list`, `log_mark()`/`wait_for_log(since=)`, `stop()`.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import signal
@@ -24,10 +33,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import pytest
 
@@ -39,6 +48,8 @@ READY_TIMEOUT = 20.0  # s, from spawn to the `ready` line
 STOP_TIMEOUT = 10.0  # s, from SIGTERM to exit, before SIGKILL
 CLI_TIMEOUT = 30.0  # s, per `yakyak init` / `ext add` call
 LOCALHOST = "127.0.0.1"
+CONTACTS_TIMEOUT = 5.0  # s, for the registration writer's commit to show in `ext list`
+POLL_INTERVAL = 0.2  # s, between two looks while waiting for the server to catch up
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,8 @@ class Extension:
     password: str
     name: str = ""
 
+
+T = TypeVar("T")
 
 DEFAULT_EXTENSIONS = (
     Extension("101", "e2e-pass-101", "Alice"),
@@ -68,6 +81,22 @@ def free_port(host: str = LOCALHOST, attempts: int = 50) -> int:
                     continue
                 return port
     raise RuntimeError(f"no port free for both UDP and TCP on {host} after {attempts} tries")
+
+
+def wait_until(
+    probe: Callable[[], T],
+    accept: Callable[[T], bool],
+    timeout: float,
+    interval: float = POLL_INTERVAL,
+) -> T:
+    """Calls `probe` until `accept` takes its value or `timeout` s pass; returns the last
+    value either way, so the caller's assert shows what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if accept(value) or time.monotonic() >= deadline:
+            return value
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
 def missing_tool(path: str) -> str | None:
@@ -147,15 +176,46 @@ class YakyakServer:
     def log(self) -> str:
         return self.output.text()
 
-    def wait_for_log(self, pattern: str, timeout: float = 5.0) -> str | None:
-        """The first log line matching the regex `pattern`, waiting up to `timeout` s."""
-        return self.output.wait_for(re.compile(pattern), timeout)
+    def wait_for_log(self, pattern: str, timeout: float = 5.0, since: int = 0) -> str | None:
+        """The first log line matching the regex `pattern`, waiting up to `timeout` s;
+        `since` skips the lines before that index (take it from `log_mark()`)."""
+        return self.output.wait_for(re.compile(pattern), timeout, start=since)
+
+    def log_mark(self) -> int:
+        """How many log lines there are now: pass it as `since` to wait for new ones."""
+        return self.output.line_count()
 
     def extension(self, number: str) -> Extension:
         for ext in self.extensions:
             if ext.number == number:
                 return ext
         raise KeyError(number)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM by PID (SIGKILL after `timeout`); the exit code, -9 if it was killed."""
+        code = stop_process(self.process, timeout)
+        self.output.join(2.0)
+        return code
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`yakyak ARGS --data DIR` on this server's data dir; fails the test unless it exits 0."""
+        return yakyak_cli(*args, "--data", str(self.data), cwd=self.data.parent)
+
+    def contacts(self) -> dict[str, int]:
+        """{number: contacts} as `yakyak ext list --data DIR` shows them now."""
+        return ext_contacts(self.data)
+
+    def wait_for_contacts(
+        self, expected: Mapping[str, int], timeout: float = CONTACTS_TIMEOUT
+    ) -> dict[str, int]:
+        """Polls `ext list` until the given numbers show the given counts, or `timeout`
+        runs out; returns the last table seen, which the caller asserts on (the
+        registration writer commits asynchronously, so a fresh change may lag)."""
+        return wait_until(
+            self.contacts,
+            lambda seen: all(seen.get(k) == v for k, v in expected.items()),
+            timeout,
+        )
 
 
 def yakyak_cli(
@@ -193,6 +253,39 @@ def init_data_dir(data: Path, domain: str, extensions: Sequence[Extension]) -> N
         yakyak_cli(*args, cwd=cwd)
 
 
+def ext_contacts(data: Path) -> dict[str, int]:
+    """`yakyak ext list --data DIR` as {number: contacts}; the count is the last column."""
+    result = yakyak_cli("ext", "list", "--data", str(data), cwd=data.parent)
+    lines = result.stdout.splitlines()
+    if not lines or lines[0].split()[:1] != ["NUMBER"]:
+        return {}  # "no extensions; ..."
+    table: dict[str, int] = {}
+    for line in lines[1:]:
+        cells = line.split()
+        if len(cells) >= 4 and cells[-1].isdigit():
+            table[cells[0]] = int(cells[-1])
+    return table
+
+
+def set_config(data: Path, section: str, key: str, value: str) -> None:
+    """Sets `key = value` (TOML text) in `[section]` of DIR/yakyak.toml, replacing the
+    commented default `yakyak init` wrote there."""
+    path = data / "yakyak.toml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f"[{section}]") + 1
+    commented = re.compile(rf"#?\s*{re.escape(key)}\s*=")
+    for i in range(start, len(lines)):
+        if lines[i].startswith("["):
+            lines.insert(i, f"{key} = {value}")
+            break
+        if commented.match(lines[i]):
+            lines[i] = f"{key} = {value}"
+            break
+    else:
+        lines.append(f"{key} = {value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def stop_process(process: subprocess.Popen[str], timeout: float = STOP_TIMEOUT) -> int:
     """SIGTERM to this process's PID, wait, then SIGKILL; returns its exit code."""
     if process.poll() is None:
@@ -214,7 +307,9 @@ def start_server(
     domain: str,
     extensions: Sequence[Extension],
     extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> YakyakServer:
+    """Spawns `serve` on `data` and waits, bounded, for `ready`; `env` adds variables."""
     command = [
         sys.executable,
         "-m",
@@ -228,7 +323,7 @@ def start_server(
         f"{host}:{free_port(host)}",
         *extra,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    child_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     started_at = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -238,7 +333,7 @@ def start_server(
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
-        env=env,
+        env=child_env,
     )
     if process.stdout is None:  # cannot happen with stdout=PIPE; keeps mypy honest
         raise RuntimeError("no stdout pipe")
@@ -275,6 +370,13 @@ def yakyak_extensions() -> tuple[Extension, ...]:
 
 
 @pytest.fixture
+def extension_record() -> type[Extension]:
+    """The `Extension` class, for test modules that make their own (they cannot import
+    conftest reliably): `extension_record("104", "secret-104")`."""
+    return Extension
+
+
+@pytest.fixture
 def yakyak_server(
     tmp_path: Path, yakyak_domain: str, yakyak_extensions: tuple[Extension, ...]
 ) -> Iterator[YakyakServer]:
@@ -291,6 +393,283 @@ def yakyak_server(
         server.output.join(2.0)
     if code != 0:
         pytest.fail(f"yakyak serve exited {code} on SIGTERM; its output:\n{server.log()}")
+
+
+@pytest.fixture(scope="module")
+def shared_yakyak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YakyakServer]:
+    """One `yakyak serve` for a whole module (default domain and extensions), for tests
+    that leave nothing behind: parse errors, OPTIONS. Checked like `yakyak_server`."""
+    data = tmp_path_factory.mktemp("shared") / "data"
+    init_data_dir(data, "yakyak.local", DEFAULT_EXTENSIONS)
+    server = start_server(
+        data, LOCALHOST, free_port(), domain="yakyak.local", extensions=DEFAULT_EXTENSIONS
+    )
+    try:
+        yield server
+    finally:
+        code = server.stop()
+    if code != 0:
+        pytest.fail(f"yakyak serve exited {code} on SIGTERM; its output:\n{server.log()}")
+
+
+ServerFactory = Callable[..., YakyakServer]
+
+
+@pytest.fixture
+def yakyak_servers(
+    tmp_path: Path, yakyak_domain: str, yakyak_extensions: tuple[Extension, ...]
+) -> Iterator[ServerFactory]:
+    """Starts servers the test shapes itself; call it as
+    `yakyak_servers(data=None, config={"sip.min_expires": "1"}, env=None)`.
+
+    A `data` dir without a yakyak.toml is initialised first (`tmp_path/data` by default),
+    then each `config` item, "section.key": TOML value, is set in its yakyak.toml before
+    `serve` starts. Calling it again on the same dir is a restart. Teardown stops every
+    server it started by PID and fails the test unless each exited 0 (a test may stop one
+    itself first with `server.stop()`).
+    """
+    started: list[YakyakServer] = []
+
+    def start(
+        data: Path | None = None,
+        *,
+        config: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> YakyakServer:
+        data = data if data is not None else tmp_path / "data"
+        if not (data / "yakyak.toml").exists():
+            init_data_dir(data, yakyak_domain, yakyak_extensions)
+        for name, value in (config or {}).items():
+            section, _, key = name.partition(".")
+            set_config(data, section, key, value)
+        server = start_server(
+            data,
+            LOCALHOST,
+            free_port(),
+            domain=yakyak_domain,
+            extensions=yakyak_extensions,
+            env=env,
+        )
+        started.append(server)
+        return server
+
+    yield start
+    failures = []
+    for server in started:
+        code = server.stop()
+        if code != 0:
+            failures.append(f"yakyak serve (pid {server.pid}) exited {code}:\n{server.log()}")
+    if failures:
+        pytest.fail("\n".join(failures))
+
+
+# --- raw SIP over a socket --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SipResponse:
+    """A response read off the wire, headers in order as sent."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    raw: bytes
+
+    @classmethod
+    def parse(cls, data: bytes) -> SipResponse:
+        head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", errors="replace")
+        start, *lines = head.split("\r\n")
+        version, status, reason = (start.split(" ", 2) + [""])[:3]
+        if version != "SIP/2.0" or not status.isdigit():
+            raise ValueError(f"not a SIP response: {start!r}")
+        headers = tuple(
+            (name.strip(), value.strip())
+            for name, _, value in (line.partition(":") for line in lines)
+        )
+        return cls(int(status), reason, headers, data)
+
+    def get(self, name: str) -> str | None:
+        values = self.get_all(name)
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+def digest_params(challenge: str) -> dict[str, str]:
+    """The parameters of a `Digest ...` challenge, quotes removed."""
+    if not challenge.startswith("Digest "):
+        raise ValueError(f"not a Digest challenge: {challenge!r}")
+    pairs = re.findall(r'([\w-]+)=(?:"([^"]*)"|([^,\s]+))', challenge[len("Digest ") :])
+    return {name: quoted or bare for name, quoted, bare in pairs}
+
+
+def digest_authorization(
+    challenge: str, method: str, uri: str, username: str, password: str, cnonce: str = "e2e0"
+) -> str:
+    """An MD5 `Authorization` value answering `challenge` (RFC 7616 §3.4, qop=auth),
+    computed here with hashlib so the test does not trust the server's own digest code."""
+    params = digest_params(challenge)
+    if params.get("algorithm", "MD5") != "MD5":
+        raise ValueError(f"only MD5 is computed here: {challenge!r}")
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    realm, nonce = params["realm"], params["nonce"]
+    ha1 = md5(f"{username}:{realm}:{password}")
+    ha2 = md5(f"{method}:{uri}")
+    nc = "00000001"
+    response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+    fields = [
+        f'username="{username}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+        f'response="{response}"',
+        "algorithm=MD5",
+        f'cnonce="{cnonce}"',
+        "qop=auth",
+        f"nc={nc}",
+    ]
+    if "opaque" in params:
+        fields.append(f'opaque="{params["opaque"]}"')
+    return "Digest " + ", ".join(fields)
+
+
+def branch_of(message: bytes) -> str | None:
+    """The branch parameter of a message's first Via, if it has one."""
+    match = re.search(rb"^Via:[^\r\n]*?;branch=([^;,\s]+)", message, re.MULTILINE)
+    return match.group(1).decode() if match else None
+
+
+class RawSip:
+    """One UDP socket on 127.0.0.1 talking to a server with hand-built requests.
+
+    `request()` builds the bytes (so a test can break them), `exchange()` sends bytes and
+    returns the first final response, or None when none came within the timeout.
+    """
+
+    def __init__(self, server: YakyakServer) -> None:
+        self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOCALHOST, 0))
+        self.port = int(self.sock.getsockname()[1])
+        self._count = iter(range(1, 1_000_000))
+
+    def __enter__(self) -> RawSip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    @property
+    def uri(self) -> str:
+        return f"sip:{self.server.domain}"
+
+    def request(
+        self,
+        method: str,
+        user: str,
+        *,
+        uri: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        omit: Sequence[str] = (),
+        version: str = "SIP/2.0",
+        cseq: int = 1,
+        call_id: str | None = None,
+        transport: str = "UDP",
+    ) -> bytes:
+        """A request from `user` to `user`, Content-Length 0; `headers` go before it and
+        `omit` drops headers by name. Branch and Call-ID are new on every call."""
+        n = next(self._count)
+        domain = self.server.domain
+        branch = f"z9hG4bK-e2e-{self.port}-{n}"
+        lines = [
+            ("Via", f"SIP/2.0/{transport} {LOCALHOST}:{self.port};branch={branch};rport"),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:{user}@{domain}>;tag=e2e{n}"),
+            ("To", f"<sip:{user}@{domain}>"),
+            ("Call-ID", call_id or f"e2e-{self.port}-{n}@{LOCALHOST}"),
+            ("CSeq", f"{cseq} {method}"),
+            ("Contact", f"<sip:{user}@{LOCALHOST}:{self.port}>"),
+            *headers,
+            ("Content-Length", "0"),
+        ]
+        text = f"{method} {uri or self.uri} {version}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in lines if name not in omit
+        )
+        return (text + "\r\n").encode()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendto(data, (self.server.host, self.server.port))
+
+    def exchange(self, data: bytes, timeout: float = 2.0) -> SipResponse | None:
+        """Sends `data` and returns the first final (>= 200) response to it, matched by the
+        top Via branch as a client transaction does (RFC 3261 §17.1.3; any response if
+        `data` has none), or None within `timeout`."""
+        self.send(data)
+        return self.receive(timeout, branch_of(data))
+
+    def receive(self, timeout: float = 2.0, branch: str | None = None) -> SipResponse | None:
+        """The next final response (with this Via `branch`, if given); others, such as a
+        401 resent until its ACK arrives (RFC 3261 §17.2.1), are skipped."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                return None
+            response = SipResponse.parse(data)
+            if response.status >= 200 and branch in (None, branch_of(response.raw)):
+                return response
+        return None
+
+    @staticmethod
+    def digest(challenge: str, method: str, uri: str, username: str, password: str) -> str:
+        """`digest_authorization`, for test modules."""
+        return digest_authorization(challenge, method, uri, username, password)
+
+    def ack(self, invite: bytes, response: SipResponse) -> None:
+        """ACKs a non-2xx final response to `invite` (RFC 3261 §17.1.1.3): same branch,
+        Call-ID, From and CSeq number, the response's To; stops the server resending it."""
+        head = invite.decode().split("\r\n\r\n", 1)[0].split("\r\n")
+        uri, version = head[0].split(" ")[1:]
+        fields = dict(line.split(": ", 1) for line in head[1:])
+        cseq = fields["CSeq"].split()[0]
+        lines = [
+            f"ACK {uri} {version}",
+            f"Via: {fields['Via']}",
+            "Max-Forwards: 70",
+            f"From: {fields['From']}",
+            f"To: {response.get('To')}",
+            f"Call-ID: {fields['Call-ID']}",
+            f"CSeq: {cseq} ACK",
+            "Content-Length: 0",
+        ]
+        self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def options(self, timeout: float = 2.0) -> SipResponse | None:
+        return self.exchange(self.request("OPTIONS", "e2e", uri=server_uri(self.server)), timeout)
+
+
+@pytest.fixture
+def raw_sip() -> Iterator[Callable[[YakyakServer], RawSip]]:
+    """`with raw_sip(server) as sip:` a RawSip; any left open are closed at teardown."""
+    opened: list[RawSip] = []
+
+    def open_one(server: YakyakServer) -> RawSip:
+        client = RawSip(server)
+        opened.append(client)
+        return client
+
+    yield open_one
+    for client in opened:
+        client.close()
 
 
 # --- sipp -------------------------------------------------------------------------------------
@@ -323,6 +702,11 @@ class SippResult:
     @property
     def retransmissions(self) -> int:
         return self.counter("Retransmissions")
+
+    @property
+    def local_port(self) -> int:
+        """The -p port sipp ran on: its Contact, so a later run there updates that binding."""
+        return int(self.command[self.command.index("-p") + 1])
 
     def describe(self) -> str:
         """Everything worth reading when a test fails."""
