@@ -544,16 +544,18 @@ def branch_of(message: bytes) -> str | None:
 
 
 class RawSip:
-    """One UDP socket on 127.0.0.1 talking to a server with hand-built requests.
+    """One UDP socket on 127.0.0.1 (or another loopback `source`, to act as a second
+    address) talking to a server with hand-built requests.
 
     `request()` builds the bytes (so a test can break them), `exchange()` sends bytes and
     returns the first final response, or None when none came within the timeout.
     """
 
-    def __init__(self, server: YakyakServer) -> None:
+    def __init__(self, server: YakyakServer, source: str = LOCALHOST) -> None:
         self.server = server
+        self.source = source
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOCALHOST, 0))
+        self.sock.bind((source, 0))
         self.port = int(self.sock.getsockname()[1])
         self._count = iter(range(1, 1_000_000))
 
@@ -589,13 +591,13 @@ class RawSip:
         domain = self.server.domain
         branch = f"z9hG4bK-e2e-{self.port}-{n}"
         lines = [
-            ("Via", f"SIP/2.0/{transport} {LOCALHOST}:{self.port};branch={branch};rport"),
+            ("Via", f"SIP/2.0/{transport} {self.source}:{self.port};branch={branch};rport"),
             ("Max-Forwards", "70"),
             ("From", f"<sip:{user}@{domain}>;tag=e2e{n}"),
             ("To", f"<sip:{user}@{domain}>"),
-            ("Call-ID", call_id or f"e2e-{self.port}-{n}@{LOCALHOST}"),
+            ("Call-ID", call_id or f"e2e-{self.port}-{n}@{self.source}"),
             ("CSeq", f"{cseq} {method}"),
-            ("Contact", f"<sip:{user}@{LOCALHOST}:{self.port}>"),
+            ("Contact", f"<sip:{user}@{self.source}:{self.port}>"),
             *headers,
             ("Content-Length", "0"),
         ]
@@ -658,12 +660,15 @@ class RawSip:
 
 
 @pytest.fixture
-def raw_sip() -> Iterator[Callable[[YakyakServer], RawSip]]:
-    """`with raw_sip(server) as sip:` a RawSip; any left open are closed at teardown."""
+def raw_sip() -> Iterator[Callable[..., RawSip]]:
+    """`raw_sip(server)` or `raw_sip(server, source="127.0.0.2")`: a RawSip; all are
+    closed at teardown. Only 127.0.0.0/8 sources: traffic stays on loopback."""
     opened: list[RawSip] = []
 
-    def open_one(server: YakyakServer) -> RawSip:
-        client = RawSip(server)
+    def open_one(server: YakyakServer, source: str = LOCALHOST) -> RawSip:
+        if not source.startswith("127."):
+            raise ValueError(f"{source} is not a loopback address")
+        client = RawSip(server, source)
         opened.append(client)
         return client
 
