@@ -13,7 +13,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from appliance.pbx.sip_front import FrontAction, Locked, Persist, SipFront
 from appliance.sip.errors import ParseError
@@ -201,12 +201,12 @@ class _SipStream(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - asyncio's contract
-        self._transport = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass).
+        self._transport = cast(asyncio.Transport, transport)
         ident = self._service._opened(self)
         if ident is None:
             log.warning("too many SIP connections; refusing one")
-            transport.abort()
+            self._transport.abort()
             return
         self._ident = ident
         host, port = transport.get_extra_info("peername")[:2]

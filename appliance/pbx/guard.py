@@ -135,11 +135,12 @@ class AuthGuard:
         return [lock for lock in self._locks.values() if lock.until > now]
 
     def restore(self, lockouts: list[Lockout]) -> None:
-        """Replace the lock table (start-up, or after an administrator lifted some)."""
+        """Replace the lock table (start-up, or after an administrator lifted some).
+
+        Failure counts are kept: the store's copy changes whenever a lockout is
+        recorded, and an attacker must not get a clean slate each time it does.
+        """
         self._locks = {(lock.kind, lock.key): lock for lock in lockouts}
-        for kind, key in list(self._failures):
-            if (kind, key) not in self._locks:
-                del self._failures[(kind, key)]
 
     def lift(self, text: str) -> list[Lockout]:
         """Lift every lockout naming an address or extension; returns what was lifted."""

@@ -173,21 +173,29 @@ class SipFront:
             return []  # never answer an ACK (RFC 3261 §17.2.1)
         status = exc.status
         reason = exc.reason.replace("\r", " ").replace("\n", " ")[:120]
-        headers = response_headers(exc.headers, to_tag=self._tag())
+        try:
+            fixed, reply_to = self._fix_top_via(exc.headers, peer)
+        except ParseError:
+            return []  # not even the Via can be read: nowhere to send an answer
+        headers = response_headers(fixed, to_tag=self._tag())
         headers.append(self._server)
         if status == 505:
             reason = REASONS[505]
         response = Response(status, reason, tuple(headers))
         log.debug("answered %d to %s: %s", status, peer, exc.reason)
-        try:
-            via = Via.parse(split_list(dict(exc.headers)["Via"])[0])
-        except ParseError:
-            return []
-        return [Send(response, self._reply_peer(via, peer))]
+        return [Send(response, reply_to)]
 
     def _apply_rport(self, request: Request, peer: Peer) -> tuple[Request, Peer]:
         """RFC 3261 §18.2.1 received and RFC 3581 rport on the top Via."""
-        headers = list(request.headers)
+        headers, reply_to = self._fix_top_via(request.headers, peer)
+        if headers is not request.headers:
+            request = Request(request.method, request.uri, headers, request.body, request.version)
+        return request, reply_to
+
+    def _fix_top_via(
+        self, headers: tuple[Header, ...], peer: Peer
+    ) -> tuple[tuple[Header, ...], Peer]:
+        """Headers with received/rport set on the top Via, and where to answer."""
         for i, (name, value) in enumerate(headers):
             if name != "Via":
                 continue
@@ -198,13 +206,11 @@ class SipFront:
                 fixed = fixed.with_param("received", peer.host)
             if via.param("rport") is not None:
                 fixed = fixed.with_param("rport", str(peer.port))
-            if fixed is not via:
-                values[0] = str(fixed)
-                headers[i] = (name, ", ".join(values))
-                request = Request(
-                    request.method, request.uri, tuple(headers), request.body, request.version
-                )
-            return request, self._reply_peer(fixed, peer)
+            if fixed is via:
+                return headers, self._reply_peer(via, peer)
+            values[0] = str(fixed)
+            patched = (*headers[:i], (name, ", ".join(values)), *headers[i + 1 :])
+            return patched, self._reply_peer(fixed, peer)
         raise ParseError("missing Via header")
 
     @staticmethod

@@ -103,3 +103,14 @@ def test_tables_are_bounded() -> None:
         guard.failure(f"10.0.{i // 256}.{i % 256}", f"u{i}", 0.0)
         guard.before_challenge(f"10.1.{i // 256}.{i % 256}", 0.0)
     assert len(guard._failures) <= 100 and len(guard._buckets) <= 100
+
+
+def test_restore_keeps_failure_counts() -> None:
+    # The store's lock table changes whenever a lockout is written; reloading it must
+    # not give a distributed attacker a clean slate.
+    guard = AuthGuard(CFG)
+    for i in range(3):
+        fail(guard, f"198.51.100.{i}", "101", 5, now=float(i))
+        guard.restore(guard.active(float(i)))
+    kinds = [k for i in range(3, 5) for k in fail(guard, f"198.51.100.{i}", "101", 5, now=float(i))]
+    assert LockKind.EXTENSION in kinds
