@@ -28,6 +28,7 @@ from appliance.pbx.sip_front import Locked, Persist, SipFront
 from appliance.sip.digest import NonceBook
 from appliance.sip.transaction import TimerConfig, TransactionLayer
 from appliance.store import lockouts as lockout_store
+from appliance.store import registrations as registration_ops
 from appliance.store.db import open_database
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
@@ -38,6 +39,10 @@ from appliance.system.notify import Notifier
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, binding expiry, watchdog ping
+# s: binding changes gather on the loop this long before the writer thread gets them;
+# a power cut can lose at most this much (phones re-register), and the thread wakes
+# a few times a second instead of once per REGISTER.
+STORE_HANDOVER: Final = 0.2
 NONCE_SECRET_KEY: Final = "auth.nonce_secret"
 REVISION_KEY: Final = "revision.directory"
 
@@ -92,6 +97,8 @@ class Appliance:
         )
         self.sip = SipService(loop, self.front, self._persist, self._locked)
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[registration_ops.Operation] = []
+        self._handover: asyncio.TimerHandle | None = None
 
     def wall(self, now: float) -> float:
         """Unix time for a loop time (bindings and lockouts are stored in Unix time)."""
@@ -108,6 +115,9 @@ class Appliance:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sip.close()
+        if self._handover is not None:
+            self._handover.cancel()
+        self._hand_over()
         if not self.writer.close(timeout=10.0):
             log.error("registration writer did not finish in time")
         self.db.close()
@@ -117,9 +127,17 @@ class Appliance:
     def _persist(self, action: Persist) -> None:
         change = action.change
         if isinstance(change, Upsert):
-            self.writer.upsert(change.binding)
+            self._pending.append(registration_ops.Upsert(change.binding))
         elif isinstance(change, Remove):
-            self.writer.delete(change.aor, change.contact)
+            self._pending.append(registration_ops.Delete(change.aor, change.contact))
+        if self._handover is None:
+            self._handover = self.loop.call_later(STORE_HANDOVER, self._hand_over)
+
+    def _hand_over(self) -> None:
+        """Give the writer thread what gathered on the loop since the last hand-over."""
+        self._handover = None
+        pending, self._pending = self._pending, []
+        self.writer.submit_many(tuple(pending))
 
     def _locked(self, action: Locked) -> None:
         lock = action.lockout

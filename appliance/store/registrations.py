@@ -12,7 +12,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,7 +24,6 @@ from appliance.store.models import Registration
 logger = logging.getLogger(__name__)
 
 MAX_BATCH: Final = 1000  # operations per transaction; bounds the time the lock is held
-GATHER_TIME: Final = 0.05  # s: how long a batch may wait for more work after its first item
 
 # Upserts are the hot path (every REGISTER refresh): one prepared statement run with
 # executemany costs a few microseconds a row, where peewee's query builder costs ~100 us
@@ -185,7 +183,7 @@ class RegistrationWriter:
 
     def __init__(self, db: peewee.SqliteDatabase, *, start: bool = True) -> None:
         self._db = db
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | tuple[Operation, ...]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="registration-writer", daemon=True)
         self._closed = False
         self.stats = WriterStats()
@@ -200,6 +198,18 @@ class RegistrationWriter:
         if self._closed:
             raise StoreError("registration writer is closed")
         self._queue.put(op)
+
+    def submit_many(self, ops: tuple[Operation, ...]) -> None:
+        """Queue several operations with one wake-up of the thread.
+
+        The SIP server gathers its changes on the event loop and hands them over a
+        few times a second: waking the writer (and taking the GIL from the loop) once
+        per REGISTER cost more than the SQLite work itself.
+        """
+        if self._closed:
+            raise StoreError("registration writer is closed")
+        if ops:
+            self._queue.put(ops)
 
     def upsert(self, binding: Binding) -> None:
         self.submit(Upsert(binding))
@@ -237,24 +247,20 @@ class RegistrationWriter:
     def _run(self) -> None:
         try:
             while True:
-                batch = [self._queue.get()]
-                # Gather for a moment: under a REGISTER storm one commit (one fsync)
-                # then carries hundreds of changes instead of a handful.
-                deadline = time.monotonic() + GATHER_TIME
-                while len(batch) < MAX_BATCH and not isinstance(batch[-1], _Flush | _Stop):
-                    remaining = deadline - time.monotonic()
+                batch = self._unpack(self._queue.get())
+                while len(batch) < MAX_BATCH:
                     try:
-                        batch.append(
-                            self._queue.get(timeout=remaining)
-                            if remaining > 0
-                            else self._queue.get_nowait()
-                        )
+                        batch += self._unpack(self._queue.get_nowait())
                     except queue.Empty:
                         break
                 if not self._commit(batch):
                     return
         finally:
             self._db.close()  # this thread's connection
+
+    @staticmethod
+    def _unpack(item: _Item | tuple[Operation, ...]) -> list[_Item]:
+        return list(item) if isinstance(item, tuple) else [item]
 
     def _apply_all(self, ops: list[Operation]) -> None:
         """Apply in order; runs of upserts go in one executemany, last write per key wins."""
