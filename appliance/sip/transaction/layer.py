@@ -57,6 +57,7 @@ from appliance.sip.transaction.timers import TimerConfig
 from appliance.sip.transport import Peer
 
 Transaction = InviteClient | NonInviteClient | InviteServer | NonInviteServer
+_PlainKey = tuple[bool, str, str, int, str]  # a TransactionKey's values, untracked by gc
 
 _NIS_WAITING: Final = frozenset({NonInviteServerState.TRYING, NonInviteServerState.PROCEEDING})
 # Sweeps for silent TUs run at most this often, as a fraction of tu_wait.
@@ -73,8 +74,11 @@ class TransactionLayer:
         self._heap: list[tuple[float, TransactionKey]] = []
         self._scheduled: dict[TransactionKey, float] = {}
         # Completed non-INVITE server transactions on unreliable transports.
-        self._completed: dict[TransactionKey, bytes] = {}
-        self._expiry: deque[tuple[float, TransactionKey, bytes]] = deque()
+        # Keys are stored as plain tuples: the garbage collector untracks exact tuples
+        # of atomic values, never NamedTuples, and 300,000 tracked keys made every
+        # collection walk them all. A NamedTuple key finds them (same hash, ==).
+        self._completed: dict[_PlainKey, bytes] = {}
+        self._expiry: deque[tuple[float, _PlainKey, bytes]] = deque()
         self._j = timers.timer_j(False)
         self._sweep_at: float | None = None
         self._waiting = 0  # non-INVITE servers in _live: all Trying or Proceeding
@@ -201,8 +205,9 @@ class TransactionLayer:
                     sent = tx.last_sent
                     data = sent.data if sent is not None else None
                     if data is not None:
-                        self._completed[key] = data
-                        self._expiry.append((now + self._j, key, data))
+                        plain: _PlainKey = tuple.__new__(tuple, key)
+                        self._completed[plain] = data
+                        self._expiry.append((now + self._j, plain, data))
             return actions
         if isinstance(tx, InviteServer):
             actions = tx.send_response(response, now)
@@ -252,9 +257,9 @@ class TransactionLayer:
                 actions.extend(tx.handle_timer(now))
                 self._after(key, tx, now, actions)
             elif first == fifo:
-                _, key, _ = self._expiry.popleft()
-                del self._completed[key]  # Timer J
-                actions.append(Terminated(key))
+                _, plain, _ = self._expiry.popleft()
+                del self._completed[plain]  # Timer J
+                actions.append(Terminated(TransactionKey._make(plain)))
             else:
                 self._sweep(now, actions)
 
