@@ -67,7 +67,9 @@ _SWEEP_FRACTION: Final = 8
 class TransactionLayer:
     """Owns all transactions; sans-IO: fed messages and ``now``, returns actions."""
 
-    def __init__(self, timers: TimerConfig, rng: random.Random) -> None:
+    def __init__(
+        self, timers: TimerConfig, rng: random.Random, max_completed: int = 50_000
+    ) -> None:
         self.timers = timers
         self.rng = rng  # only for new_branch(): matching itself is deterministic
         self._live: dict[TransactionKey, Transaction] = {}
@@ -79,6 +81,11 @@ class TransactionLayer:
         # collection walk them all. A NamedTuple key finds them (same hash, ==).
         self._completed: dict[_PlainKey, bytes] = {}
         self._expiry: deque[tuple[float, _PlainKey, bytes]] = deque()
+        # Memory bound for the compact store (~700 B each): past it the oldest
+        # completed transactions end before Timer J. A retransmission that late is
+        # then handled as a new request, which is what RFC 3261 §17.2.2 guards
+        # against, but a small board must not swap under a REGISTER flood.
+        self._max_completed = max_completed
         self._j = timers.timer_j(False)
         self._sweep_at: float | None = None
         self._waiting = 0  # non-INVITE servers in _live: all Trying or Proceeding
@@ -208,6 +215,8 @@ class TransactionLayer:
                         plain: _PlainKey = tuple.__new__(tuple, key)
                         self._completed[plain] = data
                         self._expiry.append((now + self._j, plain, data))
+                        if len(self._completed) > self._max_completed:
+                            self._evict_oldest(actions)
             return actions
         if isinstance(tx, InviteServer):
             actions = tx.send_response(response, now)
@@ -303,6 +312,13 @@ class TransactionLayer:
                 return deadline
             heapq.heappop(heap)  # stale: rescheduled or ended since
         return None
+
+    def _evict_oldest(self, actions: list[Action]) -> None:
+        while self._expiry and len(self._completed) > self._max_completed:
+            _, plain, data = self._expiry.popleft()
+            if self._completed.get(plain) is data:
+                del self._completed[plain]
+                actions.append(Terminated(TransactionKey._make(plain)))
 
     def _fifo_top(self) -> float | None:
         fifo = self._expiry

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from appliance.sip.errors import ParseError
-from appliance.sip.message import Request, Response
+from appliance.sip.message import Request, Response, make_response
 from appliance.sip.parser import parse_message
 from appliance.sip.transaction import (
     RequestReceived,
@@ -26,6 +26,7 @@ from appliance.sip.transaction import (
     new_branch,
     server_key,
 )
+from appliance.sip.transport import Peer
 
 from .test_transaction_support import (
     CONFIG,
@@ -471,3 +472,22 @@ def test_bad_response_status_from_the_tu_raises() -> None:
     key = opened(layer, REGISTER)
     with pytest.raises(TransactionError, match="not a SIP status"):
         layer.respond(key, Response(99, "Odd", reply(REGISTER, 200).headers), 0.1)
+
+
+def test_completed_store_is_bounded_oldest_first() -> None:
+    layer = TransactionLayer(TimerConfig(), random.Random(1), max_completed=3)
+    peer = Peer("udp", "192.0.2.1", 5060)
+    ended = []
+    for i in range(5):
+        raw = (
+            f"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK{i}\r\n"
+            f"From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: {i}\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        ).encode()
+        request = parse_message(raw)
+        assert isinstance(request, Request)
+        (received,) = layer.receive(request, peer, float(i))
+        assert isinstance(received, RequestReceived) and received.key is not None
+        actions = layer.respond(received.key, make_response(request, 200, to_tag="t"), float(i))
+        ended += [a.key.branch for a in actions if isinstance(a, Terminated)]
+    assert ended == ["z9hG4bK0", "z9hG4bK1"]
+    assert len(layer) == 3
