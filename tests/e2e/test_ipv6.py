@@ -1,0 +1,68 @@
+"""SIP over IPv6 loopback (RFC 5118): UDP and TCP listeners on [::1], answers routed back."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import (
+    DEFAULT_EXTENSIONS,
+    LOCALHOST,
+    free_port,
+    init_data_dir,
+    start_server,
+    stop_process,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port6() -> int:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
+        udp.bind(("::1", 0))
+        port = int(udp.getsockname()[1])
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("::1", port))  # raises if TCP is taken: the test then fails loudly
+    return port
+
+
+def options(local_port: int, transport: str) -> bytes:
+    return (
+        f"OPTIONS sip:[::1] SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} [::1]:{local_port};branch=z9hG4bK6v6{transport};rport\r\n"
+        f"From: <sip:e2e@[::1]>;tag=6\r\nTo: <sip:[::1]>\r\nCall-ID: v6-{transport}\r\n"
+        f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_options_over_ipv6_udp_and_tcp(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    init_data_dir(data, "yakyak.local", DEFAULT_EXTENSIONS)
+    port = free_port6()
+    # The fixture's host/port are IPv4; the last --sip wins, so SIP listens on [::1] only.
+    server = start_server(
+        data,
+        LOCALHOST,
+        free_port(),
+        domain="yakyak.local",
+        extensions=DEFAULT_EXTENSIONS,
+        extra=["--sip", f"[::1]:{port}"],
+    )
+    try:
+        assert f"udp:[::1]:{port}" in server.log()
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
+            udp.bind(("::1", 0))
+            udp.settimeout(3)
+            udp.sendto(options(udp.getsockname()[1], "UDP"), ("::1", port))
+            answer = udp.recv(4096).decode()
+        assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
+        assert ";rport;" not in answer and ";rport\r" not in answer  # rport got its value
+        with socket.create_connection(("::1", port), timeout=3) as tcp:
+            tcp.sendall(options(tcp.getsockname()[1], "TCP"))
+            answer = tcp.recv(4096).decode()
+        assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
+        assert "Call-ID: v6-TCP" in answer
+    finally:
+        code = stop_process(server.process)
+    assert code == 0, server.log()
