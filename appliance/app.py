@@ -176,6 +176,7 @@ class Appliance:
                 log.error("could not reload the directory: %s", exc)
             for change in self.registrar.expire(time.time()):
                 self._persist(Persist(change))
+            self.sip.close_idle(self.loop.time())
 
     # -- store access --------------------------------------------------------------
 

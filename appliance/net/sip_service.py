@@ -84,6 +84,14 @@ class SipService:
         self.listeners.append(listener)
         return listener
 
+    def close_idle(self, now: float) -> int:
+        """Close connections silent for IDLE_TIMEOUT; the app calls this periodically
+        (one sweep instead of re-arming a timer on every segment)."""
+        idle = [s for s in self._streams.values() if now - s.last_activity > IDLE_TIMEOUT]
+        for stream in idle:
+            stream.close()
+        return len(idle)
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -198,7 +206,7 @@ class _SipStream(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._peer: Peer | None = None
         self._ident = 0
-        self._idle: asyncio.TimerHandle | None = None
+        self.last_activity = 0.0  # loop time of the last bytes in; see SipService.sweep
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass).
@@ -211,12 +219,12 @@ class _SipStream(asyncio.Protocol):
         self._ident = ident
         host, port = transport.get_extra_info("peername")[:2]
         self._peer = Peer(self._name, str(host), int(port), ident)
-        self._touch()
+        self.last_activity = self._service.loop.time()
 
     def data_received(self, data: bytes) -> None:
         if self._peer is None:
             return
-        self._touch()
+        self.last_activity = self._service.loop.time()
         try:
             frames = self._framer.feed(data)
         except ParseError as exc:  # framing lost: the stream cannot be trusted again
@@ -238,11 +246,4 @@ class _SipStream(asyncio.Protocol):
             self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
         self._service._closed(self._ident)
-
-    def _touch(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = self._service.loop.call_later(IDLE_TIMEOUT, self.close)
