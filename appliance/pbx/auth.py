@@ -25,7 +25,8 @@ from appliance.sip.message import Header, Request
 # Why MD5 is offered first by default: sipp 3.6 and many deployed phones answer only
 # the first challenge they see and know only MD5; a phone that knows SHA-256 and reads
 # every challenge still picks it (RFC 8760 §2.4). Installers can reorder globally or
-# per extension.
+# per extension. A per-extension order is the one thing that differs between a known
+# and an unknown user's challenge, so it is only worth setting for a phone that needs it.
 DEFAULT_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 
 
