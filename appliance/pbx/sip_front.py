@@ -40,9 +40,10 @@ from appliance.sip.transport import Peer
 
 log = logging.getLogger(__name__)
 
-ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"
+# What this release serves; INVITE and BYE join when calls do.
+ALLOW: Final = "ACK, CANCEL, OPTIONS, REGISTER"
 SUPPORTED: Final = frozenset({"path"})  # option tags we honour (RFC 3261 §20.37)
-_AUTHENTICATED_METHODS_NOT_SERVED: Final = 501
+NOT_SERVED: Final = 501  # Not Implemented, after authentication
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,9 +274,7 @@ class SipFront:
             return self._challenge(request, to_user, now), [Locked(lock) for lock in locks]
         self.guard.success(address, creds.username, now)
         if request.method != "REGISTER":
-            return self._response(
-                request, _AUTHENTICATED_METHODS_NOT_SERVED, [("Allow", ALLOW)]
-            ), []
+            return self._response(request, NOT_SERVED, [("Allow", ALLOW)]), []
         if to_user != creds.username:
             return self._response(request, 403, reason="Not allowed to register this AOR"), []
         answer, changes = self.registrar.register(request, creds.username, peer, self._wall(now))
