@@ -55,6 +55,7 @@ class SipService:
         self._streams: dict[int, _SipStream] = {}
         self._servers: list[asyncio.Server] = []
         self._next_id = 1
+        self._outbox: list[tuple[asyncio.DatagramTransport, bytes, tuple[str, int]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.listeners: list[Listener] = []
@@ -134,7 +135,17 @@ class SipService:
         udp = self._udp.get(peer.connection) or next(iter(self._udp.values()), None)
         if udp is None:
             return
-        udp.sendto(data, (peer.host, peer.port))
+        # Datagrams leave together once the loop has read everything that was ready:
+        # on a VM, waking the receiving process costs more than the send itself, and a
+        # burst wakes it once. The delay is one loop iteration, not a timer.
+        if not self._outbox:
+            self._loop.call_soon(self._flush_outbox)
+        self._outbox.append((udp, data, (peer.host, peer.port)))
+
+    def _flush_outbox(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        for udp, data, addr in outbox:
+            udp.sendto(data, addr)
 
     def _rearm(self) -> None:
         deadline = self.front.next_deadline()
