@@ -420,7 +420,8 @@ def yakyak_servers(
     tmp_path: Path, yakyak_domain: str, yakyak_extensions: tuple[Extension, ...]
 ) -> Iterator[ServerFactory]:
     """Starts servers the test shapes itself; call it as
-    `yakyak_servers(data=None, config={"sip.min_expires": "1"}, env=None)`.
+    `yakyak_servers(data=None, config={"sip.min_expires": "1"}, env=None, extra=())`;
+    `extra` adds `serve` flags (a later `--sip` wins over the fixture's IPv4 one).
 
     A `data` dir without a yakyak.toml is initialised first (`tmp_path/data` by default),
     then each `config` item, "section.key": TOML value, is set in its yakyak.toml before
@@ -435,6 +436,7 @@ def yakyak_servers(
         *,
         config: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        extra: Sequence[str] = (),
     ) -> YakyakServer:
         data = data if data is not None else tmp_path / "data"
         if not (data / "yakyak.toml").exists():
@@ -448,6 +450,7 @@ def yakyak_servers(
             free_port(),
             domain=yakyak_domain,
             extensions=yakyak_extensions,
+            extra=extra,
             env=env,
         )
         started.append(server)

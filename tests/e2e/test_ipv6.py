@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import (
-    DEFAULT_EXTENSIONS,
-    LOCALHOST,
-    free_port,
-    init_data_dir,
-    start_server,
-    stop_process,
-)
+
+if TYPE_CHECKING:
+    from conftest import YakyakServer
 
 pytestmark = pytest.mark.e2e
 
@@ -36,33 +32,19 @@ def options(local_port: int, transport: str) -> bytes:
     ).encode()
 
 
-def test_options_over_ipv6_udp_and_tcp(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    init_data_dir(data, "yakyak.local", DEFAULT_EXTENSIONS)
+def test_options_over_ipv6_udp_and_tcp(yakyak_servers: Callable[..., YakyakServer]) -> None:
     port = free_port6()
-    # The fixture's host/port are IPv4; the last --sip wins, so SIP listens on [::1] only.
-    server = start_server(
-        data,
-        LOCALHOST,
-        free_port(),
-        domain="yakyak.local",
-        extensions=DEFAULT_EXTENSIONS,
-        extra=["--sip", f"[::1]:{port}"],
-    )
-    try:
-        assert f"udp:[::1]:{port}" in server.log()
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
-            udp.bind(("::1", 0))
-            udp.settimeout(3)
-            udp.sendto(options(udp.getsockname()[1], "UDP"), ("::1", port))
-            answer = udp.recv(4096).decode()
-        assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
-        assert ";rport;" not in answer and ";rport\r" not in answer  # rport got its value
-        with socket.create_connection(("::1", port), timeout=3) as tcp:
-            tcp.sendall(options(tcp.getsockname()[1], "TCP"))
-            answer = tcp.recv(4096).decode()
-        assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
-        assert "Call-ID: v6-TCP" in answer
-    finally:
-        code = stop_process(server.process)
-    assert code == 0, server.log()
+    server = yakyak_servers(extra=["--sip", f"[::1]:{port}"])  # SIP on [::1] only
+    assert f"udp:[::1]:{port}" in server.log()
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp:
+        udp.bind(("::1", 0))
+        udp.settimeout(3)
+        udp.sendto(options(udp.getsockname()[1], "UDP"), ("::1", port))
+        answer = udp.recv(4096).decode()
+    assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
+    assert ";rport;" not in answer and ";rport\r" not in answer  # rport got its value
+    with socket.create_connection(("::1", port), timeout=3) as tcp:
+        tcp.sendall(options(tcp.getsockname()[1], "TCP"))
+        answer = tcp.recv(4096).decode()
+    assert answer.startswith("SIP/2.0 200 OK\r\n"), answer
+    assert "Call-ID: v6-TCP" in answer
