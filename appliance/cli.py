@@ -199,6 +199,20 @@ def cmd_ext_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ext_auth(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    order = None if args.default else [a.strip() for a in args.algorithms.split(",")]
+    try:
+        Directory(db, config.general.domain).set_algorithms(args.number, order)
+    finally:
+        db.close()
+    if order is None:
+        out(f"extension {args.number} gets the [auth] algorithms order again")
+    else:
+        out(f"extension {args.number} is challenged with {', '.join(order)}, in that order")
+    return 0
+
+
 def cmd_ext_import(args: argparse.Namespace) -> int:
     config, db = _open(args.data)
     try:
@@ -348,6 +362,15 @@ def build_parser(default_data: Path) -> argparse.ArgumentParser:
     passwd = command(ext, "passwd", cmd_ext_passwd, "set an extension's password")
     passwd.add_argument("number")
     passwd.add_argument("--password", metavar="PW", help="default: generated and printed")
+    auth = command(
+        ext, "auth", cmd_ext_auth, "set the digest algorithms one phone is challenged with"
+    )
+    auth.add_argument("number")
+    which = auth.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--algorithms", metavar="ALG,...", help="e.g. MD5 or SHA-256,MD5 (first offered first)"
+    )
+    which.add_argument("--default", action="store_true", help="use the [auth] order again")
     imp = command(ext, "import", cmd_ext_import, "add extensions from a CSV or JSON file")
     imp.add_argument("file", type=Path)
     imp.add_argument("--partial", action="store_true", help="import the good rows of a bad file")

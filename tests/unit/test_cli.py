@@ -282,3 +282,23 @@ def test_usage_errors_exit_2(capsys: Capture, argv: list[str]) -> None:
 def test_help_exits_0(capsys: Capture) -> None:
     assert main(["--help"]) == 0
     assert "init" in capsys.readouterr().out
+
+
+def test_ext_auth_sets_and_resets_one_phones_challenge_order(data: Path, capsys: Capture) -> None:
+    d = str(data)
+    assert run(capsys, "ext", "add", "101", "--password", "secret-101", "--data", d)[0] == 0
+    code, out, _ = run(capsys, "ext", "auth", "101", "--algorithms", "SHA-256,MD5", "--data", d)
+    assert code == 0 and "SHA-256, MD5" in out
+    db = open_database(data / "yakyak.db")
+    try:
+        assert Directory(db, "yakyak.local").get("101").algorithms == ("SHA-256", "MD5")
+    finally:
+        db.close()
+    code, _, err = run(capsys, "ext", "auth", "101", "--algorithms", "MD4", "--data", d)
+    assert code == 1 and "MD4" in err
+    assert run(capsys, "ext", "auth", "101", "--default", "--data", d)[0] == 0
+    db = open_database(data / "yakyak.db")
+    try:
+        assert Directory(db, "yakyak.local").get("101").algorithms is None
+    finally:
+        db.close()
