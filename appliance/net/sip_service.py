@@ -197,10 +197,16 @@ class _SipDatagram(asyncio.DatagramProtocol):
     def __init__(self, service: SipService, ident: int) -> None:
         self._service = service
         self._ident = ident
+        self._peers: dict[tuple[str, int], Peer] = {}  # phones talk from the same few ports
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        # IPv6 sockets give (host, port, flowinfo, scope_id); the first two are ours.
-        self._service.deliver(data, Peer("udp", addr[0], addr[1], self._ident))
+        peer = self._peers.get(addr)
+        if peer is None:
+            if len(self._peers) >= 4096:
+                self._peers.clear()
+            # IPv6 sockets give (host, port, flowinfo, scope_id); the first two are ours.
+            peer = self._peers[addr] = Peer("udp", addr[0], addr[1], self._ident)
+        self._service.deliver(data, peer)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a phone that went away: nothing to do on UDP.

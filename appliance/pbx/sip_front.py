@@ -19,7 +19,7 @@ from appliance.pbx.auth import Authenticator, Outcome
 from appliance.pbx.guard import AuthGuard, Lockout, Verdict
 from appliance.pbx.registrar import Change, Registrar
 from appliance.sip.errors import ParseError
-from appliance.sip.grammar import split_list
+from appliance.sip.grammar import replace_param, split_list
 from appliance.sip.headers import Via
 from appliance.sip.message import (
     REASONS,
@@ -202,21 +202,23 @@ class SipFront:
                 continue
             values = split_list(value)
             via = Via.parse(values[0])
-            fixed = via
+            params = via.params
+            rport = via.param("rport") is not None
             if via.host != peer.host and via.host.strip("[]") != peer.host:
-                fixed = fixed.with_param("received", peer.host)
-            if via.param("rport") is not None:
-                fixed = fixed.with_param("rport", str(peer.port))
-            if fixed is via:
-                return headers, self._reply_peer(via, peer)
+                params = replace_param(params, "received", peer.host)
+            if rport:
+                params = replace_param(params, "rport", str(peer.port))
+            if params is via.params:
+                return headers, self._reply_peer(via, peer, rport)
+            fixed = Via(via.transport, via.host, via.port, params, via.protocol)
             values[0] = str(fixed)
             patched = (*headers[:i], (name, ", ".join(values)), *headers[i + 1 :])
-            return patched, self._reply_peer(fixed, peer)
+            return patched, self._reply_peer(fixed, peer, rport)
         raise ParseError("missing Via header")
 
     @staticmethod
-    def _reply_peer(via: Via, peer: Peer) -> Peer:
-        if peer.reliable or via.param("rport"):
+    def _reply_peer(via: Via, peer: Peer, rport: bool) -> Peer:
+        if peer.reliable or rport:
             return peer  # streams: the same connection; rport: the source port
         return Peer(peer.transport, peer.host, via.port or 5060, peer.connection)
 

@@ -8,6 +8,7 @@ forged (HMAC) and whose nonce-count cannot be replayed.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import re
 import struct
@@ -84,10 +85,16 @@ class Credentials:
 def expected_response(creds: Credentials, ha1: str, method: str) -> str:
     """The ``response`` value a client that knows the password computes (RFC 7616 §3.4.1)."""
     alg = creds.algorithm
-    ha2 = digest_hex(alg, f"{method}:{creds.uri}")
+    ha2 = _ha2(alg, method, creds.uri)
     if creds.qop is None:
         return digest_hex(alg, f"{ha1}:{creds.nonce}:{ha2}")  # RFC 2069 compatibility
     return digest_hex(alg, f"{ha1}:{creds.nonce}:{creds.nc}:{creds.cnonce}:{creds.qop}:{ha2}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ha2(algorithm: str, method: str, uri: str) -> str:
+    # H(method ":" digest-uri): the same few values for every REGISTER of a phone.
+    return digest_hex(algorithm, f"{method}:{uri}")
 
 
 def challenge(realm: str, nonce: str, algorithm: str, opaque: str, stale: bool = False) -> str:

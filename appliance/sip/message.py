@@ -167,7 +167,7 @@ def _serialize(start: str, headers: tuple[Header, ...], body: bytes) -> bytes:
 
 
 # Headers a UAS copies from a request into its response (RFC 3261 §8.2.6.2).
-_COPIED: Final = ("Via", "From", "To", "Call-ID", "CSeq")
+_COPIED: Final = frozenset(("Via", "From", "To", "Call-ID", "CSeq"))
 
 
 def response_headers(headers: Iterable[Header], to_tag: str | None = None) -> list[Header]:
