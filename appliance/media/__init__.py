@@ -1,0 +1,1 @@
+"""Media edge: RTP port allocation and the asyncio RTP/RTCP relay that anchors calls."""
