@@ -77,11 +77,12 @@ Content-Length: 0
 
 def callee_response(status: str, tag: str, record_route: str, contact: str = "") -> Response:
     contact_line = f"Contact: {contact}\n" if contact else ""
+    to_tag = f";tag={tag}" if tag else ""
     return resp(
         f"""SIP/2.0 {status}
 Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKpbx1;rport=5060
 {record_route}From: <sip:201@10.0.0.2>;tag=pbx77
-To: <sip:bob@biloxi.example.com>;tag={tag}
+To: <sip:bob@biloxi.example.com>{to_tag}
 Call-ID: b2b-leg-2@10.0.0.2
 CSeq: 1 INVITE
 {contact_line}Content-Length: 0
