@@ -179,11 +179,52 @@ def v4_directory_revision(db: peewee.SqliteDatabase) -> None:
             )
 
 
+# Call detail records (issue 4). Columns per leg: "a" is the caller's side of the
+# B2BUA, "b" the callee's; counters come from RTCP reports or our own relay counts.
+_V5_CDR: Final[tuple[str, ...]] = (
+    """CREATE TABLE "cdr" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "call_id" TEXT NOT NULL,
+        "caller" TEXT NOT NULL,
+        "caller_name" TEXT NOT NULL DEFAULT '',
+        "callee" TEXT NOT NULL,
+        "start_at" REAL NOT NULL,
+        "answer_at" REAL,
+        "end_at" REAL NOT NULL,
+        "duration_s" REAL NOT NULL,
+        "disposition" TEXT NOT NULL,
+        "hangup_cause" INTEGER NOT NULL,
+        "hangup_by" TEXT NOT NULL,
+        "codec" TEXT,
+        "a_packets_in" INTEGER NOT NULL DEFAULT 0,
+        "a_packets_out" INTEGER NOT NULL DEFAULT 0,
+        "a_lost" INTEGER NOT NULL DEFAULT 0,
+        "a_jitter_ms" REAL NOT NULL DEFAULT 0,
+        "b_packets_in" INTEGER NOT NULL DEFAULT 0,
+        "b_packets_out" INTEGER NOT NULL DEFAULT 0,
+        "b_lost" INTEGER NOT NULL DEFAULT 0,
+        "b_jitter_ms" REAL NOT NULL DEFAULT 0
+    )""",
+    'CREATE UNIQUE INDEX "cdr_call_id" ON "cdr" ("call_id")',
+    'CREATE INDEX "cdr_start_at" ON "cdr" ("start_at")',
+    # (number, start_at): the call log filters on one number and shows newest first.
+    'CREATE INDEX "cdr_caller_start_at" ON "cdr" ("caller", "start_at")',
+    'CREATE INDEX "cdr_callee_start_at" ON "cdr" ("callee", "start_at")',
+)
+
+
+def v5_cdr(db: peewee.SqliteDatabase) -> None:
+    """Table `cdr`: one call detail record per call, written by `CdrWriter`."""
+    for statement in _V5_CDR:
+        db.execute_sql(statement)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     v1_initial,
     v2_registration_details,
     v3_settings,
     v4_directory_revision,
+    v5_cdr,
 )
 CURRENT_VERSION: Final = len(MIGRATIONS)
 

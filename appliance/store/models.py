@@ -116,3 +116,31 @@ MODELS: Final[tuple[type[BaseModel], ...]] = (
     Lockout,
     Setting,
 )
+
+
+class Cdr(BaseModel):
+    """One call detail record; see `appliance.store.cdr.CdrRecord` for the fields."""
+
+    call_id = peewee.TextField(unique=True)
+    caller = peewee.TextField()
+    caller_name = peewee.TextField(default="")
+    callee = peewee.TextField()
+    start_at = peewee.FloatField(index=True)  # Unix time
+    answer_at = peewee.FloatField(null=True)
+    end_at = peewee.FloatField()
+    duration_s = peewee.FloatField()  # billable: end_at - answer_at, 0 if unanswered
+    disposition = peewee.TextField()  # a Disposition value
+    hangup_cause = peewee.IntegerField()  # Q.850
+    hangup_by = peewee.TextField()  # a HangupBy value
+    codec = peewee.TextField(null=True)
+    a_packets_in = peewee.IntegerField(default=0)
+    a_packets_out = peewee.IntegerField(default=0)
+    a_lost = peewee.IntegerField(default=0)
+    a_jitter_ms = peewee.FloatField(default=0)
+    b_packets_in = peewee.IntegerField(default=0)
+    b_packets_out = peewee.IntegerField(default=0)
+    b_lost = peewee.IntegerField(default=0)
+    b_jitter_ms = peewee.FloatField(default=0)
+
+    class Meta:
+        indexes = ((("caller", "start_at"), False), (("callee", "start_at"), False))
