@@ -9,7 +9,6 @@ call log, the CSV download and the dashboard. Hangup causes are ITU-T Q.850 valu
 from __future__ import annotations
 
 import csv
-import enum
 import logging
 import math
 import queue
@@ -22,6 +21,7 @@ from typing import Any, Final, NamedTuple, TextIO
 
 import peewee
 
+from appliance.pbx import call_events
 from appliance.store.errors import StoreError
 from appliance.store.models import Cdr
 
@@ -36,18 +36,10 @@ _INT64_MAX: Final = 2**63 - 1  # SQLite INTEGER
 _Q850_MAX: Final = 127  # Q.850 §2.2.5: the cause value is 7 bits
 
 
-class Disposition(enum.Enum):
-    ANSWERED = "ANSWERED"
-    NO_ANSWER = "NO_ANSWER"
-    BUSY = "BUSY"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-class HangupBy(enum.Enum):
-    CALLER = "caller"
-    CALLEE = "callee"
-    SYSTEM = "system"  # the PBX: timeout, no route, shutdown, media failure
+# One vocabulary for call outcomes: the call-control core defines it, the store keeps
+# its values ("answered", "caller", ...) as they are.
+Disposition = call_events.Disposition
+HangupBy = call_events.Side
 
 
 def _check_text(name: str, value: object, limit: int, *, empty_ok: bool = True) -> None:
@@ -511,9 +503,9 @@ def stats_per_hour(db: peewee.SqliteDatabase, since: float, until: float) -> lis
     # CdrRecord allows; integer division then finds the hour exactly, without rounding.
     rows = db.execute_sql(
         'SELECT CAST("start_at" AS INTEGER) / 3600 AS "hour", COUNT(*), '
-        "SUM(\"disposition\" = 'ANSWERED') "
+        'SUM("disposition" = ?) '
         'FROM "cdr" WHERE "start_at" >= ? AND "start_at" < ? GROUP BY "hour"',
-        (since, until),
+        (Disposition.ANSWERED.value, since, until),
     ).fetchall()
     found = {int(hour): (int(calls), int(answered)) for hour, calls, answered in rows}
     return [HourStats(float(hour * 3600), *found.get(hour, (0, 0))) for hour in range(first, last)]

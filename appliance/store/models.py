@@ -106,18 +106,6 @@ class Setting(BaseModel):
     value = peewee.TextField()  # JSON
 
 
-MODELS: Final[tuple[type[BaseModel], ...]] = (
-    Extension,
-    SipCredential,
-    Role,
-    RolePermission,
-    User,
-    Registration,
-    Lockout,
-    Setting,
-)
-
-
 class Cdr(BaseModel):
     """One call detail record; see `appliance.store.cdr.CdrRecord` for the fields."""
 
@@ -144,3 +132,16 @@ class Cdr(BaseModel):
 
     class Meta:
         indexes = ((("caller", "start_at"), False), (("callee", "start_at"), False))
+
+
+MODELS: Final[tuple[type[BaseModel], ...]] = (
+    Extension,
+    SipCredential,
+    Role,
+    RolePermission,
+    User,
+    Registration,
+    Lockout,
+    Setting,
+    Cdr,
+)

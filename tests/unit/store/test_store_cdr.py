@@ -143,7 +143,7 @@ def test_v4_database_gains_only_the_cdr_table(tmp_path: Path) -> None:
         ({"caller_name": "a\x00b"}, "caller_name contains a NUL"),
         ({"caller_name": "\ud800"}, "lone surrogate"),
         ({"codec": ""}, "codec is empty"),
-        ({"disposition": "ANSWERED"}, "disposition 'ANSWERED' is not one of ANSWERED, NO_ANSWER"),
+        ({"disposition": "answered"}, "disposition 'answered' is not one of answered, no-answer"),
         ({"hangup_by": "caller"}, "hangup_by 'caller' is not one of caller, callee, system"),
         ({"hangup_cause": 128}, "not a Q.850 cause"),
         ({"hangup_cause": -1}, "not a Q.850 cause"),
