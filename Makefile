@@ -57,6 +57,12 @@ bench: setup
 	@$(ENSURE_DEBS) $(BENCH_DEBS)
 	$(BIN)/python tests/bench/register_bench.py $(BENCH_ARGS)
 
+# call setups/s through sippy's B2BUA (PyPI, throwaway venv), Kamailio and yakyak
+.PHONY: bench-calls
+bench-calls: setup
+	@$(ENSURE_DEBS) $(BENCH_DEBS)
+	$(BIN)/python tests/bench/call_bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench-results
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
