@@ -50,8 +50,16 @@ from register_bench import (
     prepare_yakyak,
     start_yakyak,
 )
-from sipp_load import BUFF_SIZE, NOISY, SIPP, Step, counter, read_final_stats, run_step
-from sipp_load import write_injection
+from sipp_load import (
+    BUFF_SIZE,
+    NOISY,
+    SIPP,
+    Step,
+    counter,
+    read_final_stats,
+    run_step,
+    write_injection,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
