@@ -455,8 +455,10 @@ def report(results: dict[str, Any]) -> str:
     lines.append(f"{'max':>8}" + "".join(f"  {headline(s):<{width}}" for s in servers))
     lines.append(
         f"{'RSS':>8}"
-        + "".join(f"  {mb(s.idle_rss_kib) + ' idle, ' + mb(s.loaded_rss_kib) + ' load':<{width}}"
-                  for s in servers)  # fmt: skip
+        + "".join(
+            f"  {mb(s.idle_rss_kib) + ' idle, ' + mb(s.loaded_rss_kib) + ' load':<{width}}"
+            for s in servers
+        )  # fmt: skip
     )
     if any(step.uac.noisy for s in servers for step in s.steps):
         lines.append(f"{'*':>8}  other processes used > {100 * NOISY:.0f} % of a core: "
@@ -477,8 +479,11 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"{label}: n/a ({why})")
             continue
         ratio = ours.max_clean_rate / ref.max_clean_rate
-        goal = "" if target is None else (
-            f" (target >= {target:g}: {'met' if ratio >= target else 'NOT met'})")
+        goal = (
+            ""
+            if target is None
+            else (f" (target >= {target:g}: {'met' if ratio >= target else 'NOT met'})")
+        )
         lines.append(f"{label}: {ratio:.2f}{goal}")
     lines.append(f"bench took {results['elapsed_s']:.0f} s")
     return "\n".join(lines) + "\n"
