@@ -11,17 +11,15 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import queue
 import re
 import sqlite3
-import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, TextIO
 
 import peewee
 
 from appliance.pbx import call_events
+from appliance.store.batch_writer import BatchWriter
 from appliance.store.errors import StoreError
 from appliance.store.models import Cdr
 
@@ -257,19 +255,6 @@ def _record(row: tuple[Any, ...]) -> CdrRecord:
         raise StoreError(f"CDR row {v['call_id']!r} is invalid: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
-class _Flush:
-    done: threading.Event
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    pass
-
-
-_Item = CdrRecord | tuple[CdrRecord, ...] | _Flush | _Stop
-
-
 @dataclass(slots=True)
 class CdrWriterStats:
     """Counters for tests and the status page; written by the writer thread only."""
@@ -281,7 +266,7 @@ class CdrWriterStats:
     failed_records: int = 0
 
 
-class CdrWriter:
+class CdrWriter(BatchWriter[CdrRecord]):
     """One thread that inserts queued CDRs, each batch with one executemany in one transaction.
 
     `submit()` and `submit_many()` only put on an unbounded queue: they never block the
@@ -291,97 +276,30 @@ class CdrWriter:
     """
 
     def __init__(self, db: peewee.SqliteDatabase, *, start: bool = True) -> None:
-        self._db = db
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="cdr-writer", daemon=True)
-        self._closed = False
         self.stats = CdrWriterStats()
-        if start:
-            self.start()
+        super().__init__(db, name="CDR writer", max_batch=MAX_BATCH, start=start)
 
-    def start(self) -> None:
-        """Start the thread (separate so tests can queue work before it runs)."""
-        self._thread.start()
-
-    def submit(self, record: CdrRecord) -> None:
-        if self._closed:
-            raise StoreError("CDR writer is closed")
-        self._queue.put(record)
-
-    def submit_many(self, records: Iterable[CdrRecord]) -> None:
-        """Queue several records with one wake-up of the thread."""
-        if self._closed:
-            raise StoreError("CDR writer is closed")
-        batch = tuple(records)
-        if batch:
-            self._queue.put(batch)
-
-    def flush(self, timeout: float) -> bool:
-        """Wait until everything submitted before this call is committed (or failed)."""
-        if not self._thread.is_alive():
-            return self._queue.empty()
-        done = threading.Event()
-        self._queue.put(_Flush(done))
-        return done.wait(timeout)
-
-    def close(self, timeout: float = 10.0) -> bool:
-        """Refuse new records, commit what is queued, stop the thread; True if it stopped."""
-        if self._closed:
-            return not self._thread.is_alive()
-        self._closed = True
-        if not self._thread.is_alive():
-            if self._queue.empty():
-                return True
-            self._thread.start()  # queued before start() and never run: drain it now
-        self._queue.put(_Stop())
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
+    def write(self, items: list[CdrRecord]) -> None:
+        rows = [_row(item) for item in items]
         try:
-            while True:
-                batch = self._unpack(self._queue.get())
-                while len(batch) < MAX_BATCH:
-                    try:
-                        batch += self._unpack(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                if not self._commit(batch):
-                    return
-        finally:
-            self._db.close()  # this thread's connection
-
-    @staticmethod
-    def _unpack(item: _Item) -> list[CdrRecord | _Flush | _Stop]:
-        return list(item) if isinstance(item, tuple) else [item]
-
-    def _commit(self, batch: list[CdrRecord | _Flush | _Stop]) -> bool:
-        """Insert one batch; False once a stop marker was seen (after inserting the rest)."""
-        rows = [_row(item) for item in batch if isinstance(item, CdrRecord)]
-        if rows:
-            try:
-                with self._db.atomic():
-                    cursor = self._db.connection().executemany(_INSERT_SQL, rows)
-                    inserted = cursor.rowcount
-            except (peewee.DatabaseError, sqlite3.DatabaseError):
-                # Losing this batch loses its CDRs; losing the thread would lose every
-                # later one. Count it, log it, go on.
-                self.stats.failed_batches += 1
-                self.stats.failed_records += len(rows)
-                logger.exception("dropped %d call detail records", len(rows))
-            else:
-                self.stats.batches += 1
-                self.stats.records += inserted
-                if inserted < len(rows):
-                    self.stats.duplicates += len(rows) - inserted
-                    logger.warning(
-                        "skipped %d call detail records with a Call-ID already stored",
-                        len(rows) - inserted,
-                    )
-        for item in batch:
-            if isinstance(item, _Flush):
-                item.done.set()
-        return not any(isinstance(item, _Stop) for item in batch)
+            with self._db.atomic():
+                cursor = self._db.connection().executemany(_INSERT_SQL, rows)
+                inserted = cursor.rowcount
+        except (peewee.DatabaseError, sqlite3.DatabaseError):
+            # Losing this batch loses its CDRs; losing the thread would lose every
+            # later one. Count it, log it, go on.
+            self.stats.failed_batches += 1
+            self.stats.failed_records += len(rows)
+            logger.exception("dropped %d call detail records", len(rows))
+        else:
+            self.stats.batches += 1
+            self.stats.records += inserted
+            if inserted < len(rows):
+                self.stats.duplicates += len(rows) - inserted
+                logger.warning(
+                    "skipped %d call detail records with a Call-ID already stored",
+                    len(rows) - inserted,
+                )
 
 
 def _filtered(

@@ -9,16 +9,14 @@ an SD card). The writer is the only run-time writer of the table.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
-import threading
 from dataclasses import dataclass
 from typing import Final
 
 import peewee
 
 from appliance.pbx.location import Binding
-from appliance.store.errors import StoreError
+from appliance.store.batch_writer import BatchWriter
 from appliance.store.models import Registration
 
 logger = logging.getLogger(__name__)
@@ -116,18 +114,7 @@ class PurgeExpired:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Flush:
-    done: threading.Event
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    pass
-
-
 Operation = Upsert | Delete | DeleteAor | PurgeExpired
-_Item = Operation | _Flush | _Stop
 
 
 @dataclass(slots=True)
@@ -170,7 +157,7 @@ def apply(db: peewee.SqliteDatabase, op: Operation) -> None:
         Registration.delete().where(Registration.expires_at <= op.now).execute(db)
 
 
-class RegistrationWriter:
+class RegistrationWriter(BatchWriter[Operation]):
     """One thread that applies queued registration changes in batched transactions.
 
     `submit()` never blocks on SQLite. The thread takes whatever has queued up since
@@ -182,34 +169,8 @@ class RegistrationWriter:
     """
 
     def __init__(self, db: peewee.SqliteDatabase, *, start: bool = True) -> None:
-        self._db = db
-        self._queue: queue.SimpleQueue[_Item | tuple[Operation, ...]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="registration-writer", daemon=True)
-        self._closed = False
         self.stats = WriterStats()
-        if start:
-            self.start()
-
-    def start(self) -> None:
-        """Start the thread (separate so tests can queue work before it runs)."""
-        self._thread.start()
-
-    def submit(self, op: Operation) -> None:
-        if self._closed:
-            raise StoreError("registration writer is closed")
-        self._queue.put(op)
-
-    def submit_many(self, ops: tuple[Operation, ...]) -> None:
-        """Queue several operations with one wake-up of the thread.
-
-        The SIP server gathers its changes on the event loop and hands them over a
-        few times a second: waking the writer (and taking the GIL from the loop) once
-        per REGISTER cost more than the SQLite work itself.
-        """
-        if self._closed:
-            raise StoreError("registration writer is closed")
-        if ops:
-            self._queue.put(ops)
+        super().__init__(db, name="registration writer", max_batch=MAX_BATCH, start=start)
 
     def upsert(self, binding: Binding) -> None:
         self.submit(Upsert(binding))
@@ -222,45 +183,6 @@ class RegistrationWriter:
 
     def purge_expired(self, now: float) -> None:
         self.submit(PurgeExpired(now))
-
-    def flush(self, timeout: float) -> bool:
-        """Wait until everything submitted before this call is committed (or failed)."""
-        if not self._thread.is_alive():
-            return self._queue.empty()
-        done = threading.Event()
-        self._queue.put(_Flush(done))
-        return done.wait(timeout)
-
-    def close(self, timeout: float = 10.0) -> bool:
-        """Refuse new work, commit what is queued, stop the thread; True if it stopped."""
-        if self._closed:
-            return not self._thread.is_alive()
-        self._closed = True
-        if not self._thread.is_alive():
-            if self._queue.empty():
-                return True
-            self._thread.start()  # queued before start() and never run: drain it now
-        self._queue.put(_Stop())
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                batch = self._unpack(self._queue.get())
-                while len(batch) < MAX_BATCH:
-                    try:
-                        batch += self._unpack(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                if not self._commit(batch):
-                    return
-        finally:
-            self._db.close()  # this thread's connection
-
-    @staticmethod
-    def _unpack(item: _Item | tuple[Operation, ...]) -> list[_Item]:
-        return list(item) if isinstance(item, tuple) else [item]
 
     def _apply_all(self, ops: list[Operation]) -> None:
         """Apply in order; runs of upserts go in one executemany, last write per key wins."""
@@ -276,24 +198,15 @@ class RegistrationWriter:
         if run:
             self._db.connection().executemany(_UPSERT_SQL, list(run.values()))
 
-    def _commit(self, batch: list[_Item]) -> bool:
-        """Apply one batch; False once a stop marker was seen (after applying the rest)."""
-        ops = [
-            item for item in batch if isinstance(item, Upsert | Delete | DeleteAor | PurgeExpired)
-        ]
-        if ops:
-            try:
-                with self._db.atomic():
-                    self._apply_all(ops)
-            except (peewee.DatabaseError, sqlite3.DatabaseError):
-                # Losing this batch costs a re-REGISTER after a restart; losing the
-                # thread would lose every later one. Count it, log it, go on.
-                self.stats.failed_batches += 1
-                logger.exception("dropped %d registration changes", len(ops))
-            else:
-                self.stats.batches += 1
-                self.stats.operations += len(ops)
-        for item in batch:
-            if isinstance(item, _Flush):
-                item.done.set()
-        return not any(isinstance(item, _Stop) for item in batch)
+    def write(self, items: list[Operation]) -> None:
+        try:
+            with self._db.atomic():
+                self._apply_all(items)
+        except (peewee.DatabaseError, sqlite3.DatabaseError):
+            # Losing this batch costs a re-REGISTER after a restart; losing the
+            # thread would lose every later one. Count it, log it, go on.
+            self.stats.failed_batches += 1
+            logger.exception("dropped %d registration changes", len(items))
+        else:
+            self.stats.batches += 1
+            self.stats.operations += len(items)
