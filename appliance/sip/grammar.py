@@ -65,6 +65,21 @@ def split_unquoted(text: str, sep: str) -> list[str]:
     return parts
 
 
+# Everything before the first '<' that is outside a quoted string (escapes honoured).
+_BEFORE_LT: Final = re.compile(r'(?:[^"<]|"(?:[^"\\]|\\.)*")*')
+
+
+def find_unquoted_lt(text: str) -> int:
+    """Index of the first '<' outside quoted strings, or -1 (name-addr, RFC 3261 §25.1)."""
+    match = _BEFORE_LT.match(text)  # a `*` pattern: always matches, maybe empty
+    end = match.end() if match else 0
+    if end == len(text):
+        return -1
+    if text[end] == '"':
+        raise ParseError("unterminated quoted string")
+    return end
+
+
 def split_list(value: str) -> list[str]:
     """Values of a comma-separated header (RFC 3261 §7.3.1), empty items dropped."""
     return [item for item in split_unquoted(value, ",") if item]

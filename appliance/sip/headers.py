@@ -14,6 +14,7 @@ from typing import Final, Self
 from appliance.sip.errors import ParseError
 from appliance.sip.grammar import (
     Params,
+    find_unquoted_lt,
     format_params,
     is_token,
     param,
@@ -187,7 +188,7 @@ class NameAddr:
 
     @classmethod
     def _parse_general(cls, text: str) -> Self:
-        lt = _find_unquoted_lt(text)
+        lt = find_unquoted_lt(text)
         if lt < 0:
             uri_text, semi, ptext = text.partition(";")
             if not uri_text or any(c in uri_text for c in ' \t",'):
@@ -230,26 +231,6 @@ class NameAddr:
 
     def with_param(self, name: str, value: str | None) -> NameAddr:
         return replace(self, params=replace_param(self.params, name, value))
-
-
-def _find_unquoted_lt(text: str) -> int:
-    in_quotes = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if in_quotes:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_quotes = False
-        elif c == '"':
-            in_quotes = True
-        elif c == "<":
-            return i
-        i += 1
-    if in_quotes:
-        raise ParseError("unterminated quoted string")
-    return -1
 
 
 MAX_CSEQ: Final = 2**31 - 1  # RFC 3261 §8.1.1.5
