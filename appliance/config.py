@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Self
 
+from appliance.dsp.tones import TONE_PLANS
 from appliance.sip.digest_hash import ALGORITHMS
 
 CONFIG_FILE: Final = "yakyak.toml"
@@ -175,6 +176,16 @@ class MediaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CallsConfig:
+    no_answer_timeout: int = 30  # s of ringing before the caller hears 480
+    session_expires: int = 1800  # s, RFC 4028 session interval asked of phones
+    min_se: int = 90  # s, the shortest interval accepted (RFC 4028 floor is 90)
+    rtp_timeout: int = 60  # s without RTP from a phone that should send; 0 = never
+    tone_country: str = "US"  # ringback, busy... from this country's tone plan
+    max_calls: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class BoardConfig:
     name: str = "sim"
 
@@ -269,6 +280,13 @@ def _port_range(value: object) -> PortRange:
     return PortRange.parse(_string(value))
 
 
+def _country(value: object) -> str:
+    text = _string(value).upper()
+    if text not in TONE_PLANS and text != "UK":
+        raise _Bad(f"no tone plan for {_show(value)}; known: {', '.join(sorted(TONE_PLANS))}")
+    return text
+
+
 def _board(value: object) -> str:
     text = _string(value)
     if not _BOARD.fullmatch(text):
@@ -304,6 +322,17 @@ _SECTIONS: Final[dict[str, tuple[type[Any], dict[str, Callable[[object], object]
     ),
     "http": (HttpConfig, {"listen": _host_port}),
     "media": (MediaConfig, {"rtp_ports": _port_range}),
+    "calls": (
+        CallsConfig,
+        {
+            "no_answer_timeout": _integer(1, 3600),
+            "session_expires": _integer(90, _DAY),
+            "min_se": _integer(90, _DAY),
+            "rtp_timeout": _integer(0, _DAY),
+            "tone_country": _country,
+            "max_calls": _integer(1, 100_000),
+        },
+    ),
     "board": (BoardConfig, {"name": _board}),
 }
 
@@ -316,6 +345,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
 
     @property
@@ -436,6 +466,7 @@ def render_default(domain: str) -> str:
     listen = ", ".join(f'"{a}"' for a in default.sip.listen)
     algorithms = ", ".join(f'"{a}"' for a in default.auth.algorithms)
     auth = default.auth
+    calls = default.calls
     return f"""\
 # YakYak configuration. Lines starting with # show the default value; remove the #
 # and change the value to override it. Restart the service after editing.
@@ -474,6 +505,18 @@ domain = "{check_domain(domain)}"
 
 [media]
 # rtp_ports = "{default.media.rtp_ports}"  # LOW-HIGH, LOW even
+
+[calls]
+# Seconds of ringing before the caller is told 480 (voicemail will hook in here).
+# no_answer_timeout = {calls.no_answer_timeout}
+# RFC 4028 session timers: interval asked of phones and the shortest accepted.
+# session_expires = {calls.session_expires}
+# min_se = {calls.min_se}
+# A call whose phone stops sending RTP this many seconds is torn down (0: never).
+# rtp_timeout = {calls.rtp_timeout}
+# Country of the tone plan for ringback, busy and congestion tones.
+# tone_country = "{calls.tone_country}"
+# max_calls = {calls.max_calls}
 
 [board]
 # name = "{default.board.name}"

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+from appliance.pbx.b2bua import CallFinished
+from appliance.pbx.media_port import MediaEvent
 from appliance.pbx.sip_front import FrontAction, Locked, Persist, SipFront
 from appliance.sip.errors import ParseError
 from appliance.sip.parser import StreamFramer
@@ -46,11 +48,15 @@ class SipService:
         front: SipFront,
         on_persist: Callable[[Persist], None],
         on_locked: Callable[[Locked], None],
+        on_call: Callable[[CallFinished], None] | None = None,
     ) -> None:
         self._loop = loop
         self.front = front
         self._on_persist = on_persist
         self._on_locked = on_locked
+        self._on_call = on_call or (lambda finished: None)
+        self._routes: dict[str, str] = {}  # peer host -> our source address towards it
+        self._by_address: dict[tuple[str, int], int] = {}  # stream peer -> connection id
         self._udp: dict[int, asyncio.DatagramTransport] = {}
         self._streams: dict[int, _SipStream] = {}
         self._servers: list[asyncio.Server] = []
@@ -110,6 +116,35 @@ class SipService:
     def deliver(self, data: bytes, peer: Peer) -> None:
         self._apply(self.front.receive(data, peer, self._loop.time()))
 
+    def media_event(self, event: MediaEvent) -> None:
+        self._apply(self.front.media_event(event, self._loop.time()))
+
+    def local_address(self, peer: Peer) -> tuple[str, int]:
+        """Our address and port as ``peer`` should see them (Via, Contact).
+
+        A listener on a wildcard address has no single address of its own: the one
+        the kernel would send from towards ``peer`` is used (a connected UDP socket
+        sends nothing; it only asks the routing table).
+        """
+        listener = next((x for x in self.listeners if x.transport == peer.transport), None)
+        if listener is None:
+            listener = self.listeners[0]
+        if listener.host not in ("0.0.0.0", "::"):
+            return listener.host, listener.port
+        host = self._routes.get(peer.host)
+        if host is None:
+            family = socket.AF_INET6 if ":" in peer.host else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                    probe.connect((peer.host, peer.port or 5060))
+                    host = str(probe.getsockname()[0])
+            except OSError:
+                host = "127.0.0.1" if family == socket.AF_INET else "::1"
+            if len(self._routes) > 1024:
+                self._routes.clear()
+            self._routes[peer.host] = host
+        return host, listener.port
+
     # -- actions out ---------------------------------------------------------------
 
     def _apply(self, actions: list[FrontAction]) -> None:
@@ -118,6 +153,8 @@ class SipService:
                 self._send(action)
             elif isinstance(action, Persist):
                 self._on_persist(action)
+            elif isinstance(action, CallFinished):
+                self._on_call(action)
             else:
                 self._on_locked(action)
         self._rearm()
@@ -126,7 +163,8 @@ class SipService:
         peer = action.peer
         data = action.data if action.data is not None else bytes(action.message)
         if peer.reliable:
-            stream = self._streams.get(peer.connection)
+            connection = peer.connection or self._by_address.get((peer.host, peer.port), 0)
+            stream = self._streams.get(connection)
             if stream is None:
                 log.debug("connection %d to %s is gone; dropping a message", peer.connection, peer)
                 return
@@ -170,15 +208,20 @@ class SipService:
         self._next_id += 1
         return ident
 
-    def _opened(self, stream: _SipStream) -> int | None:
+    def _opened(self, stream: _SipStream, address: tuple[str, int]) -> int | None:
         if len(self._streams) >= MAX_CONNECTIONS:
             return None
         ident = self._new_id()
         self._streams[ident] = stream
+        # A registered phone on TCP is called over the connection it registered on
+        # (RFC 5626 flows, simplified): its binding knows the address, not the id.
+        self._by_address[address] = ident
         return ident
 
-    def _closed(self, ident: int) -> None:
+    def _closed(self, ident: int, address: tuple[str, int] | None) -> None:
         self._streams.pop(ident, None)
+        if address is not None and self._by_address.get(address) == ident:
+            del self._by_address[address]
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -228,13 +271,13 @@ class _SipStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass).
         self._transport = cast(asyncio.Transport, transport)
-        ident = self._service._opened(self)
+        host, port = transport.get_extra_info("peername")[:2]
+        ident = self._service._opened(self, (str(host), int(port)))
         if ident is None:
             log.warning("too many SIP connections; refusing one")
             self._transport.abort()
             return
         self._ident = ident
-        host, port = transport.get_extra_info("peername")[:2]
         self._peer = Peer(self._name, str(host), int(port), ident)
         self.last_activity = self._service.loop.time()
 
@@ -263,4 +306,5 @@ class _SipStream(asyncio.Protocol):
             self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._service._closed(self._ident)
+        address = (self._peer.host, self._peer.port) if self._peer is not None else None
+        self._service._closed(self._ident, address)

@@ -3,20 +3,24 @@
 It parses (the one place where bad bytes become 400/505 answers), applies RFC 3581
 ``received``/``rport`` to the top Via, runs requests through the transaction layer,
 and answers them: OPTIONS directly, REGISTER through digest authentication, the
-brute-force guard and the registrar. Methods the appliance does not serve yet are
-authenticated first and then refused, so no answer reveals whether an extension exists.
+brute-force guard and the registrar, INVITE through authentication to the B2BUA
+(``b2bua``), which also gets every in-dialog request, CANCEL, and the client
+transactions' answers. Methods the appliance does not serve are authenticated first
+and then refused, so no answer reveals whether an extension exists.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from appliance.pbx.auth import Authenticator, Outcome
+from appliance.pbx.b2bua import ALLOW, IN_DIALOG, B2bua, CallFinished
 from appliance.pbx.guard import AuthGuard, Lockout, Verdict
+from appliance.pbx.media_port import MediaEvent
 from appliance.pbx.registrar import Change, Registrar
 from appliance.sip.errors import ParseError
 from appliance.sip.grammar import replace_param, split_list
@@ -33,16 +37,20 @@ from appliance.sip.parser import DEFAULT_LIMITS, Limits, parse_message
 from appliance.sip.transaction import (
     Action,
     RequestReceived,
+    ResponseReceived,
     Send,
+    Terminated,
+    TimedOut,
     TransactionLayer,
+    TransportFailed,
 )
 from appliance.sip.transport import Peer
 
 log = logging.getLogger(__name__)
 
-# What this release serves; INVITE and BYE join when calls do.
-ALLOW: Final = "ACK, CANCEL, OPTIONS, REGISTER"
-SUPPORTED: Final = frozenset({"path"})  # option tags we honour (RFC 3261 §20.37)
+# Option tags we honour in Require (RFC 3261 §20.37). 100rel is not among them: we
+# PRACK the callee's reliable provisionals but send none of our own.
+SUPPORTED: Final = frozenset({"path", "timer"})
 NOT_SERVED: Final = 501  # Not Implemented, after authentication
 
 
@@ -60,7 +68,7 @@ class Locked:
     lockout: Lockout
 
 
-FrontAction = Send | Persist | Locked
+FrontAction = Send | Persist | Locked | CallFinished
 
 
 class SipFront:
@@ -74,6 +82,7 @@ class SipFront:
         server: str = "YakYak",
         limits: Limits = DEFAULT_LIMITS,
         wall_clock: Callable[[float], float] | None = None,
+        calls: B2bua | None = None,
     ) -> None:
         self.layer = layer
         self.auth = auth
@@ -84,6 +93,7 @@ class SipFront:
         self._limits = limits
         # Maps the monotonic `now` to Unix time for bindings; tests pass their own.
         self._wall = wall_clock or (lambda now: now)
+        self.calls = calls  # None: a registrar only (INVITE gets 501 after authentication)
 
     # -- entry points --------------------------------------------------------------
 
@@ -109,35 +119,91 @@ class SipFront:
         return self._dispatch(actions, now)
 
     def next_deadline(self) -> float | None:
-        return self.layer.next_deadline()
+        deadline = self.layer.next_deadline()
+        if self.calls is not None:
+            calls = self.calls.next_deadline()
+            if calls is not None and (deadline is None or calls < deadline):
+                return calls
+        return deadline
 
     def handle_timer(self, now: float) -> list[FrontAction]:
-        return self._dispatch(self.layer.handle_timer(now), now)
+        out = self._dispatch(self.layer.handle_timer(now), now)
+        if self.calls is not None:
+            out.extend(self._dispatch(self.calls.handle_timer(now), now))
+        return out
+
+    def media_event(self, event: MediaEvent, now: float) -> list[FrontAction]:
+        if self.calls is None:
+            return []
+        return self._dispatch(self.calls.media_event(event, now), now)
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _dispatch(self, actions: list[Action], now: float) -> list[FrontAction]:
+    def _dispatch(self, actions: Sequence[Action | CallFinished], now: float) -> list[FrontAction]:
         out: list[FrontAction] = []
+        calls = self.calls
         for action in actions:
-            if isinstance(action, Send):
+            if isinstance(action, Send | CallFinished):
                 out.append(action)
             elif isinstance(action, RequestReceived):
+                if calls is not None and self._for_calls(action.request):
+                    out.extend(self._call_request(calls, action, now))
+                    continue
                 if action.key is None:
-                    continue  # ACK for a 2xx: no dialogs to give it to yet
+                    continue  # an ACK that belongs to no call
                 try:
                     response, extra = self._answer(action.request, action.peer, now)
                 except _Drop:
                     # Rate-limited: no answer at all. The layer abandons the silent
                     # transaction after tu_wait and absorbs retransmissions until then.
                     continue
+                except _HandOff as handoff:
+                    if calls is not None:
+                        answer = calls.invite(
+                            action.key, action.request, action.peer, handoff.caller, now
+                        )
+                        out.extend(self._dispatch(answer, now))
+                    continue
                 out.extend(extra)
-                out.extend(
-                    a for a in self.layer.respond(action.key, response, now) if isinstance(a, Send)
-                )
+                out.extend(self._dispatch(self.layer.respond(action.key, response, now), now))
+            elif calls is None:
+                continue
+            elif isinstance(action, ResponseReceived):
+                out.extend(self._dispatch(calls.response(action.key, action.response, now), now))
+            elif isinstance(action, TimedOut | TransportFailed):
+                out.extend(self._dispatch(calls.transaction_failed(action.key, now), now))
+            elif isinstance(action, Terminated):
+                calls.transaction_ended(action.key)
         return out
 
     @staticmethod
-    def _stateless(request: Request) -> bool:
+    def _for_calls(request: Request) -> bool:
+        """In-dialog requests, ACKs for 2xx and CANCEL go to the B2BUA unauthenticated:
+        dialog membership (Call-ID and both tags) is what identifies them."""
+        method = request.method
+        if method in ("ACK", "CANCEL"):
+            return True
+        if method not in IN_DIALOG:
+            return False
+        try:
+            return request.to_addr().tag is not None
+        except ParseError:
+            return False
+
+    def _call_request(self, calls: B2bua, action: RequestReceived, now: float) -> list[FrontAction]:
+        request, key = action.request, action.key
+        if request.method == "CANCEL":
+            if key is None:
+                return []
+            invite_key = self.layer.cancel_matching(request)
+            status = 481 if invite_key is None else 200
+            out = self._dispatch(self.layer.respond(key, self._response(request, status), now), now)
+            if invite_key is not None:
+                out.extend(self._dispatch(calls.cancel(invite_key, request, now), now))
+            return out
+        return self._dispatch(calls.request(key, request, action.peer, now), now)
+
+    def _stateless(self, request: Request) -> bool:
         """Requests answered at once without a transaction (RFC 3261 §8.2.7).
 
         Everything without credentials gets its final answer straight away (a
@@ -148,6 +214,8 @@ class SipFront:
         """
         if request.method in ("ACK", "CANCEL"):
             return False
+        if self.calls is not None and request.method in IN_DIALOG and self._for_calls(request):
+            return False  # in a dialog: the B2BUA answers, in a transaction
         for name, _ in request.headers:
             if name == "Authorization":
                 return False
@@ -156,7 +224,7 @@ class SipFront:
     def _answer_statelessly(self, request: Request, peer: Peer, now: float) -> list[FrontAction]:
         try:
             response, extra = self._answer(request, peer, now)
-        except _Drop:
+        except (_Drop, _HandOff):  # a hand-off needs credentials: never stateless
             return []
         out: list[FrontAction] = list(extra)
         out.append(Send(response, peer, bytes(response)))
@@ -275,6 +343,8 @@ class SipFront:
                 )
             return self._challenge(request, to_user, now), [Locked(lock) for lock in locks]
         self.guard.success(address, creds.username, now)
+        if request.method == "INVITE" and self.calls is not None:
+            raise _HandOff(creds.username)
         if request.method != "REGISTER":
             return self._response(request, NOT_SERVED, [("Allow", ALLOW)]), []
         if to_user != creds.username:
@@ -311,3 +381,11 @@ class SipFront:
 
 class _Drop(Exception):
     """Internal: the guard decided this request gets no answer at all."""
+
+
+class _HandOff(Exception):  # noqa: N818 - control flow, not an error
+    """Internal: an authenticated INVITE goes to the B2BUA, which answers it."""
+
+    def __init__(self, caller: str) -> None:
+        super().__init__(caller)
+        self.caller = caller

@@ -46,7 +46,7 @@ def test_every_commented_default_is_valid_when_uncommented(tmp_path: Path) -> No
         for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
-    assert sum(len(table) for table in document.values()) == 18  # every key, shown once
+    assert sum(len(table) for table in document.values()) == 24  # every key, shown once
     assert Config.from_document(document, tmp_path, "x") == Config(tmp_path)
 
 
@@ -140,7 +140,7 @@ name = "yakboard-2"
             "sip.listn: unknown key"
             " (known: listen, min_expires, max_expires, default_expires, user_agent)",
         ),
-        ("[sipp]\nx = 1", "sipp: unknown section (known: general, sip, auth, http, media, board)"),
+        ("[sipp]\nx = 1", "sipp: unknown section (known: general, sip, auth, http, media, calls, board)"),
         ("domain = 'x'", "domain: unknown section"),
         (
             '[general]\ndomain = "bad domain"',
