@@ -54,6 +54,7 @@ from appliance.pbx.media_port import (
     MediaEvent,
     MediaUnavailable,
     RtpStopped,
+    StreamParams,
 )
 from appliance.pbx.registrar import Registrar
 from appliance.pbx.session_timer import (
@@ -389,11 +390,7 @@ class B2bua:
         if key in self._by_server_key:
             return  # already ours (the layer absorbs retransmissions; belt and braces)
         callee = request.uri.user or ""
-        offer = sdp_of(request)
-        if offer is None:
-            # Delayed offer (RFC 3261 §13.2.1): not supported yet; the phone retries with SDP
-            # only if it can, so say clearly what is missing.
-            raise NegotiationError("an INVITE without SDP offer is not supported", 488)
+        offer = sdp_of(request)  # None: a delayed offer, answered in the ACK
         expires = session_expires(request)
         if expires is not None and expires.interval < self.config.min_se:
             out.extend(self._reply(key, request, 422, [("Min-SE", str(self.config.min_se))]))
@@ -428,23 +425,28 @@ class B2bua:
             self.media.close(a_media)
             out.extend(self._fail_early(key, request, Cause.RESOURCE_UNAVAILABLE))
             return
-        try:
-            answer = make_answer(offer, local_media(a_media), self._origin(a_media.host))
-        except NegotiationError:
-            self.media.close(a_media)
-            self.media.close(b_media)
-            raise
-        a_params = stream_params(answer.media)
-        self.media.configure(a_media, a_params)
+        a_answer: SessionDescription | None = None
+        a_params: StreamParams | None = None
+        if offer is not None:
+            try:
+                answer = make_answer(offer, local_media(a_media), self._origin(a_media.host))
+            except NegotiationError:
+                self.media.close(a_media)
+                self.media.close(b_media)
+                raise
+            a_answer = answer.session
+            a_params = stream_params(answer.media)
+            self.media.configure(a_media, a_params)
         b_offer = make_offer(
-            local_media(b_media, prefer=a_params.codec), self._origin(b_media.host)
+            local_media(b_media, prefer=a_params.codec if a_params else None),
+            self._origin(b_media.host),
         )
         from_addr = request.from_addr()
         host, port = self._local(peer)
         a_leg = SipLeg(
             Side.CALLER, a_media.leg_id, peer, a_media, _contact(host, port, peer.transport)
         )
-        a_leg.local_sdp = answer.session
+        a_leg.local_sdp = a_answer
         a_leg.params = a_params
         call = Call(
             number=number,
@@ -453,7 +455,7 @@ class B2bua:
             a_key=key,
             a_tag=self._token(),
             a_offer=offer,
-            a_answer=answer.session,
+            a_answer=a_answer,
             a_params=a_params,
             caller=caller,
             callee=callee,
@@ -586,7 +588,10 @@ class B2bua:
             self._send_in_dialog(call, None, prack, fork.peer, Purpose.PRACK, now, out)
         answer = sdp_of(response)
         ringing = response.status == 180
-        if answer is not None and not call.early_media:
+        # Early media and ringback need the caller's offer answered: not so for a
+        # delayed offer, where the phone plays its own ringback on 180.
+        can_hear = call.a_answer is not None
+        if answer is not None and not call.early_media and can_hear:
             media = apply_answer(call.b_offer, answer)
             leg = self._b_leg(call, fork, dialog)
             leg.params = stream_params(media)
@@ -595,7 +600,7 @@ class B2bua:
             call.early_media = True
             call.ringback = False
             call.log.record(Progress(ringing, media_offer(leg.params)), Side.CALLEE, now)
-        elif ringing and not call.early_media and not call.ringback:
+        elif ringing and not call.early_media and not call.ringback and can_hear:
             call.ringback = True
             self.media.play_tone(call.a.media, "ringback")
             call.log.record(Progress(True), Side.CALLEE, now)
@@ -646,7 +651,15 @@ class B2bua:
             return
         leg.params = stream_params(media)
         self.media.configure(leg.media, leg.params)
-        self.media.bridge(call.a.media, leg.media)
+        body = call.a_answer
+        if body is None:
+            # Delayed offer: our offer in the 200, the bridge waits for the ACK's answer.
+            body = make_offer(
+                local_media(call.a.media, prefer=leg.params.codec), self._origin(call.a.media.host)
+            )
+            call.a.local_sdp = call.a.offer_sent = body
+        else:
+            self.media.bridge(call.a.media, leg.media)
         call.answered = True
         call.ringback = False
         call.no_answer_at = None
@@ -661,8 +674,8 @@ class B2bua:
             extra.append(("Session-Expires", str(SessionExpires(call.a.timer.interval, refresher))))
             extra.append(("Require", "timer"))
         call.log.record(Answer(media_offer(leg.params)), Side.CALLEE, now)
-        out.extend(self._reply_to_caller(call, 200, extra, call.a_answer, now))
-        log.info("call %d: answered (%s/%s)", call.number, call.a_params.codec, leg.params.codec)
+        out.extend(self._reply_to_caller(call, 200, extra, body, now))
+        log.info("call %d: answered, callee speaks %s", call.number, leg.params.codec)
         self._schedule(call)
 
     def _fork_failed(
@@ -736,13 +749,23 @@ class B2bua:
         if leg.retransmit is not None:
             leg.retransmit.ack_received()
             leg.retransmit = None
-        if leg.offer_sent is not None and ack.body.strip():
-            # The answer to the offer we put in a 2xx to an offerless re-INVITE.
+        offer, leg.offer_sent = leg.offer_sent, None
+        if offer is None:
+            return
+        # The answer to the offer we put in a 2xx to an offerless (re-)INVITE.
+        try:
             answer = sdp_of(ack)
-            if answer is not None:
-                leg.params = stream_params(apply_answer(leg.offer_sent, answer))
-                self.media.configure(leg.media, leg.params)
-            leg.offer_sent = None
+            if answer is None:
+                raise NegotiationError("the ACK carries no answer to our offer")
+            leg.params = stream_params(apply_answer(offer, answer))
+        except NegotiationError as exc:
+            log.info("call %d: %s", call.number, exc.reason)
+            self._end(call, Hangup(Cause.INCOMPATIBLE_DESTINATION), leg.side, now, out)
+            return
+        self.media.configure(leg.media, leg.params)
+        if leg is call.a and call.a_params is None and call.b is not None:
+            call.a_params = leg.params
+            self.media.bridge(call.a.media, call.b.media)
 
     def _reinvite(
         self,
@@ -985,7 +1008,8 @@ class B2bua:
         a_quality = self.media.close(call.a.media)
         b_quality = self.media.close(call.b_media)
         self._forget(call)
-        codec = call.a_params.codec if call.answered or call.early_media else None
+        media_flowed = call.answered or call.early_media
+        codec = call.a_params.codec if call.a_params is not None and media_flowed else None
         try:
             record = call.log.cdr()
         except ValueError:

@@ -80,9 +80,12 @@ class Call:
     a_invite: Request
     a_key: TransactionKey  # the caller's INVITE server transaction
     a_tag: str  # our To tag towards the caller, the same in every response
-    a_offer: SessionDescription
-    a_answer: SessionDescription  # made when the call arrived, sent with 18x/200
-    a_params: StreamParams
+    # The caller's offer and our answer, made when the call arrived and sent with 18x
+    # and 200. All None for a delayed offer (an INVITE without SDP): then our 200
+    # carries an offer and the caller's ACK the answer (RFC 3261 §13.2.1).
+    a_offer: SessionDescription | None
+    a_answer: SessionDescription | None
+    a_params: StreamParams | None
     caller: str
     callee: str
     b_call_id: str

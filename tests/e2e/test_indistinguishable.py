@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 NONCE = re.compile(r'nonce="[^"]*"')
 ALGORITHMS = ["MD5", "SHA-256", "SHA-512-256"]  # README: MD5 first, then RFC 8760's
-AUTHENTICATED = {"REGISTER": 200, "INVITE": 501}  # INVITE is not served yet
+AUTHENTICATED = {"REGISTER": 200, "INVITE": 480}  # 102 has no registered phone
 
 
 def challenges(response: SipResponse) -> list[str]:

@@ -571,3 +571,22 @@ def test_reliable_provisional_is_pracked() -> None:
     assert rig.media.bridges == [("1a", "1b")]  # early media flows before answer
     (progress,) = rig.responses(ALICE)
     assert progress.status == 183
+
+
+def test_delayed_offer_gets_our_offer_in_200_and_bridges_on_the_ack_answer() -> None:
+    rig = Rig()
+    rig.invite(body="")
+    (b_invite,) = rig.requests(BOB1, "INVITE")
+    assert b"m=audio" in b_invite.body  # the callee gets our offer all the same
+    rig.answer(BOB1, b_invite, 180, "b1")
+    (ringing,) = rig.responses(ALICE)
+    assert not ringing.body and "1a" not in rig.media.tones  # the phone rings locally
+    rig.take(ALICE)
+    rig.answer(BOB1, b_invite, 200, "b1", sdp_answer(BOB1.host, codec_pt=8))
+    ok = [r for r in rig.responses(ALICE) if r.status == 200][0]
+    assert b"m=audio 10000 RTP/AVP 8 0 101" in ok.body  # ours, the callee's codec first
+    assert rig.media.bridges == []
+    rig.take(ALICE)
+    rig.in_dialog(ALICE, ok, "ACK", ok.cseq().number, sdp_answer(ALICE.host, codec_pt=8))
+    assert rig.media.bridges == [("1a", "1b")]
+    assert rig.media.params["1a"].codec == "PCMA"
