@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import random
+import resource
 import secrets
 import signal
 import time
@@ -21,16 +22,23 @@ import peewee
 import uvloop
 
 from appliance.config import Config
+from appliance.media.engine import UdpMediaEngine
+from appliance.media.ports import PortPool
 from appliance.net.sip_service import SipService
 from appliance.pbx.auth import Account, Authenticator
+from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
 from appliance.pbx.guard import AuthGuard, GuardConfig, LockKind, Lockout
+from appliance.pbx.media_port import LegQualityReport, MediaEvent
 from appliance.pbx.registrar import Registrar, RegistrarConfig, Remove, Upsert
 from appliance.pbx.sip_front import Locked, Persist, SipFront
 from appliance.sip.digest import NonceBook
 from appliance.sip.transaction import TimerConfig, TransactionLayer
+from appliance.sip.transport import Peer
 from appliance.store import lockouts as lockout_store
 from appliance.store import registrations as registration_ops
+from appliance.store.cdr import CdrRecord, CdrWriter, LegQuality
 from appliance.store.db import open_database
+from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.settings import get_setting, set_setting
@@ -58,6 +66,7 @@ class Appliance:
         self.db: peewee.SqliteDatabase = open_database(config.database_path)
         self.directory = Directory(self.db, config.general.domain)
         self.writer = RegistrationWriter(self.db)
+        self.cdrs = CdrWriter(self.db)
         self._revision = self._read_revision()
         self._wall_offset = time.time() - loop.time()
 
@@ -87,16 +96,45 @@ class Appliance:
             RegistrarConfig(sip.min_expires, sip.max_expires, sip.default_expires),
             load_active(self.db, time.time()),
         )
+        layer = TransactionLayer(TimerConfig(), rng)
+        calls = config.calls
+        ports = config.media.rtp_ports
+        self.media = UdpMediaEngine(
+            loop,
+            PortPool(ports.low, ports.high),
+            _media_host(config),
+            self._media_event,
+            country=calls.tone_country,
+            rtp_timeout=float(calls.rtp_timeout) if calls.rtp_timeout else float("inf"),
+        )
+        self.calls = B2bua(
+            layer,
+            self.registrar,
+            self.media,
+            lambda: self.auth.accounts.keys(),
+            self._local_address,
+            rng,
+            domain=config.general.domain,
+            config=CallConfig(
+                no_answer_timeout=float(calls.no_answer_timeout),
+                session_expires=calls.session_expires,
+                min_se=calls.min_se,
+                max_calls=calls.max_calls,
+                user_agent=sip.user_agent,
+            ),
+            wall_clock=self.wall,
+        )
         self.front = SipFront(
-            TransactionLayer(TimerConfig(), rng),
+            layer,
             self.auth,
             self.guard,
             self.registrar,
             rng,
             server=sip.user_agent,
             wall_clock=self.wall,
+            calls=self.calls,
         )
-        self.sip = SipService(loop, self.front, self._persist, self._locked)
+        self.sip = SipService(loop, self.front, self._persist, self._locked, self._call_finished)
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[registration_ops.Operation] = []
         self._handover: asyncio.TimerHandle | None = None
@@ -116,11 +154,15 @@ class Appliance:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sip.close()
+        self.media.close_all()
+        await self.media.wait_closed()
         if self._handover is not None:
             self._handover.cancel()
         self._hand_over()
         if not self.writer.close(timeout=10.0):
             log.error("registration writer did not finish in time")
+        if not self.cdrs.close(timeout=10.0):
+            log.error("CDR writer did not finish in time")
         self.db.close()
 
     # -- outputs of the SIP front --------------------------------------------------
@@ -139,6 +181,36 @@ class Appliance:
         self._handover = None
         pending, self._pending = self._pending, []
         self.writer.submit_many(tuple(pending))
+
+    def _local_address(self, peer: Peer) -> tuple[str, int]:
+        return self.sip.local_address(peer)
+
+    def _media_event(self, event: MediaEvent) -> None:
+        self.sip.media_event(event)
+
+    def _call_finished(self, finished: CallFinished) -> None:
+        """Queue the CDR for the writer thread: a put on a queue, never a write here."""
+        record = finished.record
+        try:
+            cdr = CdrRecord(
+                call_id=record.call_id[:255],
+                caller=record.caller.number,
+                caller_name=record.caller.display_name or "",
+                callee=record.callee,
+                start_at=self.wall(record.start),
+                answer_at=None if record.answer is None else self.wall(record.answer),
+                end_at=self.wall(record.end),
+                disposition=record.disposition,
+                hangup_cause=int(record.cause),
+                hangup_by=record.ended_by,
+                codec=finished.codec,
+                a=_quality(finished.a),
+                b=_quality(finished.b),
+            )
+        except StoreError as exc:
+            log.error("call %s: CDR not written: %s", record.call_id, exc)
+            return
+        self.cdrs.submit(cdr)
 
     def _locked(self, action: Locked) -> None:
         lock = action.lockout
@@ -206,9 +278,40 @@ class Appliance:
         return secret
 
 
+def _quality(report: LegQualityReport | None) -> LegQuality:
+    if report is None:
+        return LegQuality()
+    return LegQuality(
+        packets_in=report.packets_received,
+        packets_out=report.packets_sent,
+        lost=max(0, report.packets_lost),
+        jitter_ms=max(0.0, report.jitter_ms),
+    )
+
+
+def _media_host(config: Config) -> str:
+    """Where RTP sockets bind: the SIP listening address (a wildcard picks, per phone,
+    the address the kernel routes from)."""
+    hosts = {listener.host for listener in config.sip.listen}
+    return hosts.pop() if len(hosts) == 1 else "0.0.0.0"
+
+
+def _raise_open_files() -> None:
+    """Every call holds four UDP sockets (RTP and RTCP per leg): lift the soft limit on
+    open files to the hard one, which a distribution's 1024 default would cap at ~250
+    calls."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files stay limited to %d: %s", soft, exc)
+
+
 def serve(config: Config) -> int:
     """Run until SIGTERM or SIGINT; 0 after a clean shutdown."""
     setup_logging(config.general.log_level)
+    _raise_open_files()
     started = time.monotonic()
     # uvloop: libuv's event loop moves datagrams several times faster than asyncio's
     # own selector loop, and the SIP front is per-datagram work.

@@ -15,6 +15,15 @@ stream. Packets from any other source are dropped and counted.
 Every valid RTP packet feeds a ``ReceiverStats`` (RFC 3550 §A.1, §A.3, §A.8) from
 ``peek_header``: that costs about 1 us per packet on the CI machine, so it is not
 sampled.
+
+What the media engine adds stays off the audio fast path. RFC 4733 telephone-events
+(RFC 4733 §2.1: their own payload type) are told apart from audio by payload type
+and mapped to the destination leg's event payload type, or dropped when it has none
+(the engine then reports the digit for SIP INFO). Taps on a leg see what its phone
+sends (audio for in-band DTMF, events, RTCP); a leg with none costs nothing extra.
+``mute`` on a leg stops relaying towards it (a tone owns its stream, or its SDP
+direction forbids sending, RFC 3264 §6.1). A leg that is not bridged gets a receive
+path without a destination, so it latches, counts and taps all the same.
 """
 
 from __future__ import annotations
@@ -36,11 +45,16 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 BIND_ATTEMPTS: Final = 16  # ports of the range taken by other programs are skipped
+RCVBUF: Final = 1 << 18  # 256 KiB: a loop stall of ~1 s at 400 calls does not drop
 
 _TRANSCODE: Final[dict[tuple[Codec, Codec], bytes]] = {
     (Codec.PCMU, Codec.PCMA): ULAW_TO_ALAW,
     (Codec.PCMA, Codec.PCMU): ALAW_TO_ULAW,
 }
+# Same codec under different payload type numbers: the transcoding path with a table
+# that changes no byte, so the common case pays for no extra test.
+_IDENTITY: Final = bytes(range(256))
+NO_PT: Final = -1  # "no such payload type": never equal to a 7-bit one
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +106,48 @@ class Latch:
 class _Socket(asyncio.DatagramProtocol):
     """One UDP socket; hands every datagram to ``receive`` (rebound by the relay)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.receive: Callable[[bytes, Address], None] = _drop
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = (loop or asyncio.get_running_loop()).create_future()
+        self.closed = False
+        self._sock: socket.socket | None = None  # bound but not yet attached to the loop
+        self.attaching: asyncio.Task[None] | None = None  # the loop keeps only weak refs
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)  # a UDP endpoint
+        self._sock = None
+        if self.closed:  # closed while the socket was being attached
+            self.transport.close()
+
+    async def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        """Hand a bound socket to the loop; datagrams wait in the kernel until then."""
+        self._sock = sock
+        try:
+            await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except OSError as exc:
+            log.warning("cannot attach RTP socket: %s", exc)
+            sock.close()
+            self.connection_lost(exc)
+
+    def send(self, data: bytes, addr: Address) -> bool:
+        """Send through the transport, or the bare socket before it is attached."""
+        if self.transport is not None:
+            self.transport.sendto(data, addr)
+            return True
+        if self._sock is None or self.closed:
+            return False
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:  # full buffer or unreachable: a lost datagram, as UDP may lose
+            return False
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self.receive = _drop
+        if self.transport is not None:
+            self.transport.close()
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.receive(data, addr)
@@ -155,7 +204,39 @@ class RtpEndpoint:
             for proto in (rtp, rtcp):
                 if proto.transport is not None:
                     sock = proto.transport.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            return cls(pool, host, port, rtp, rtcp)
+        raise OSError(f"no bindable RTP port pair on {host}: {error}")
+
+    @classmethod
+    def bind(cls, pool: PortPool, host: str, loop: asyncio.AbstractEventLoop) -> RtpEndpoint:
+        """Bind a pair on ``host`` now, without awaiting, so the port is known at once.
+
+        The sockets are attached to the loop by a task; until it has run (the next
+        loop turn) datagrams wait in the kernel's buffer. Raises ``PortsExhausted``
+        when the pool is empty, ``OSError`` when no pair could be bound.
+        """
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        error: OSError | None = None
+        for _ in range(min(BIND_ATTEMPTS, pool.capacity)):
+            port = pool.allocate()
+            socks: list[socket.socket] = []
+            try:
+                for p in (port, port + 1):
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    socks.append(sock)
+                    sock.setblocking(False)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                    sock.bind((host, p))
+            except OSError as exc:  # taken by another program: try the next pair
+                for sock in socks:
+                    sock.close()
+                pool.release(port)
+                error = exc
+                continue
+            rtp, rtcp = _Socket(loop), _Socket(loop)
+            for proto, sock in zip((rtp, rtcp), socks, strict=True):
+                proto.attaching = loop.create_task(proto.attach(loop, sock))
             return cls(pool, host, port, rtp, rtcp)
         raise OSError(f"no bindable RTP port pair on {host}: {error}")
 
@@ -164,10 +245,8 @@ class RtpEndpoint:
         if self.closed:
             return
         self.closed = True
-        for proto in (self.rtp, self.rtcp):
-            proto.receive = _drop
-            if proto.transport is not None:
-                proto.transport.close()
+        self.rtp.close()
+        self.rtcp.close()
         self.pool.release(self.port)
 
     async def wait_closed(self) -> None:
@@ -191,8 +270,22 @@ class RelayLeg:
             remote_rtcp = (remote[0], remote[1] + 1)  # RFC 3550 §11 unless SDP says a=rtcp
         self.endpoint = endpoint
         self.codec = codec
+        self.payload_type = codec.payload_type  # the number SDP agreed for the codec
+        self.event_pt: int | None = None  # RFC 4733 telephone-event PT, None: no events
+        self.latch_config = config
+        self.sdp_remote = remote
+        self.sdp_rtcp = remote_rtcp
+        self._sdp_seen = remote is not None
         self.rtp_latch = Latch(remote, config)
         self.rtcp_latch = Latch(remote_rtcp, config)
+        # Not relayed towards this leg: a tone owns its stream, or SDP says we must not
+        # send to it. Read per packet, so it may change without rebuilding the relay.
+        self.mute = False
+        # What this leg's phone sends, for the engine. Read when a path is built.
+        self.audio_tap: Callable[[bytes, float], None] | None = None
+        self.event_tap: Callable[[bytes, float], None] | None = None
+        self.rtcp_tap: Callable[[bytes, float], None] | None = None
+        self.lost_before = 0  # packets lost by earlier SSRCs of the phone (RFC 3550 §A.3)
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_out = 0
@@ -208,6 +301,26 @@ class RelayLeg:
     def remote(self) -> Address | None:
         return self.rtp_latch.target
 
+    def set_remote(self, remote: Address | None, remote_rtcp: Address | None = None) -> None:
+        """The address from a (re)negotiated SDP.
+
+        A leg that latched before its first SDP arrived keeps the latched source
+        (symmetric RTP, RFC 4961 §4: the source is right behind a NAT, SDP may not
+        be); a new address in a later SDP means the phone moved, so latching starts
+        again there. Paths capture the latches: rebuild them after this.
+        """
+        if remote_rtcp is None and remote is not None:
+            remote_rtcp = (remote[0], remote[1] + 1)  # RFC 3550 §11 unless SDP says a=rtcp
+        first = not self._sdp_seen
+        if not first and (remote, remote_rtcp) == (self.sdp_remote, self.sdp_rtcp):
+            return
+        self._sdp_seen = True
+        self.sdp_remote, self.sdp_rtcp = remote, remote_rtcp
+        if not (first and self.rtp_latch.latched):
+            self.rtp_latch = Latch(remote, self.latch_config)
+        if not (first and self.rtcp_latch.latched):
+            self.rtcp_latch = Latch(remote_rtcp, self.latch_config)
+
 
 class MediaRelay:
     """Joins two legs: RTP and RTCP from each goes out of the other's sockets."""
@@ -218,10 +331,10 @@ class MediaRelay:
         self.a = a
         self.b = b
         loop = asyncio.get_running_loop()
-        a.endpoint.rtp.receive = self._rtp_path(loop, a, b)
-        b.endpoint.rtp.receive = self._rtp_path(loop, b, a)
-        a.endpoint.rtcp.receive = self._rtcp_path(loop, a, b)
-        b.endpoint.rtcp.receive = self._rtcp_path(loop, b, a)
+        a.endpoint.rtp.receive = rtp_path(loop, a, b)
+        b.endpoint.rtp.receive = rtp_path(loop, b, a)
+        a.endpoint.rtcp.receive = rtcp_path(loop, a, b)
+        b.endpoint.rtcp.receive = rtcp_path(loop, b, a)
 
     @property
     def transcoding(self) -> bool:
@@ -240,68 +353,109 @@ class MediaRelay:
         await self.a.endpoint.wait_closed()
         await self.b.endpoint.wait_closed()
 
-    @staticmethod
-    def _rtp_path(
-        loop: asyncio.AbstractEventLoop, src: RelayLeg, dst: RelayLeg
-    ) -> Callable[[bytes, Address], None]:
-        latch = src.rtp_latch
-        out_latch = dst.rtp_latch
+
+def rtp_path(
+    loop: asyncio.AbstractEventLoop, src: RelayLeg, dst: RelayLeg | None
+) -> Callable[[bytes, Address], None]:
+    """The receive function of ``src``'s RTP socket: relay to ``dst``, or only account
+    and tap when ``dst`` is None. Everything that is fixed per leg is bound here, so
+    the per-packet work is the header peek, the latch, the counters and a few tests."""
+    latch = src.rtp_latch
+    in_pt = src.payload_type
+    in_ev = NO_PT if src.event_pt is None else src.event_pt
+    clock_rate = src.codec.clock_rate
+    audio_tap = src.audio_tap
+    event_tap = src.event_tap
+    out: _Socket | None = None
+    out_latch = latch
+    out_pt = out_ev = NO_PT
+    table: bytes | None = None
+    if dst is not None:
         out = dst.endpoint.rtp
-        in_pt = src.codec.payload_type
-        out_pt = dst.codec.payload_type
+        out_latch = dst.rtp_latch
+        out_pt = dst.payload_type
+        out_ev = NO_PT if dst.event_pt is None else dst.event_pt
         table = _TRANSCODE.get((src.codec, dst.codec))
-        clock_rate = src.codec.clock_rate
+        if table is None and in_pt != out_pt:
+            table = _IDENTITY
 
-        def receive(data: bytes, addr: Address) -> None:
-            now = loop.time()
-            try:  # the one place where RTP bytes enter (STYLE §2.5)
-                peek = peek_header(data)
-            except RtpError:
-                src.malformed += 1
-                return
-            if not latch.accept(addr, now):
-                src.dropped += 1
-                return
-            src.packets_in += 1
-            src.bytes_in += len(data)
-            src.last_received = now
-            stats = src.stats
-            if stats is None or stats.ssrc != peek.ssrc:
-                stats = src.stats = ReceiverStats(peek.ssrc, clock_rate)
-            stats.update(peek.sequence, peek.timestamp, now)
-            target = out_latch.target
-            if target is None or out.transport is None:
-                return  # the other side has neither SDP nor a latched source yet
-            if table is not None and peek.payload_type == in_pt:
-                # other payload types (RFC 4733 events, comfort noise) pass as they are
-                out.transport.sendto(_transcode(data, table, out_pt), target)
-            else:
-                out.transport.sendto(data, target)
-            dst.packets_out += 1
-            dst.bytes_out += len(data)
+    def receive(data: bytes, addr: Address) -> None:
+        now = loop.time()
+        try:  # the one place where RTP bytes enter (STYLE §2.5)
+            peek = peek_header(data)
+        except RtpError:
+            src.malformed += 1
+            return
+        if not latch.accept(addr, now):
+            src.dropped += 1
+            return
+        src.packets_in += 1
+        src.bytes_in += len(data)
+        src.last_received = now
+        stats = src.stats
+        if stats is None or stats.ssrc != peek.ssrc:
+            if stats is not None:
+                src.lost_before += max(stats.lost, 0)
+            stats = src.stats = ReceiverStats(peek.ssrc, clock_rate)
+        stats.update(peek.sequence, peek.timestamp, now)
+        packet: bytes | bytearray = data  # other payload types (comfort noise) pass as they are
+        pt = peek.payload_type
+        if pt == in_pt:
+            if audio_tap is not None:
+                audio_tap(data, now)
+            if table is not None:
+                packet = _transcode(data, table, out_pt)
+        elif pt == in_ev:
+            if event_tap is not None:
+                event_tap(data, now)
+            if out_ev != pt:
+                if out_ev == NO_PT:
+                    return  # the other phone takes no events: the engine reports SIP INFO
+                packet = _set_payload_type(data, out_ev)
+        if out is None or dst is None or dst.mute:
+            return
+        target = out_latch.target
+        if target is None or out.transport is None:
+            return  # the other side has neither SDP nor a latched source yet
+        out.transport.sendto(packet, target)
+        dst.packets_out += 1
+        dst.bytes_out += len(packet)
 
-        return receive
+    return receive
 
-    @staticmethod
-    def _rtcp_path(
-        loop: asyncio.AbstractEventLoop, src: RelayLeg, dst: RelayLeg
-    ) -> Callable[[bytes, Address], None]:
-        latch = src.rtcp_latch
-        out_latch = dst.rtcp_latch
-        out = dst.endpoint.rtcp
 
-        def receive(data: bytes, addr: Address) -> None:
-            if not latch.accept(addr, loop.time()):
-                src.dropped += 1
-                return
-            src.rtcp_in += 1
-            target = out_latch.target
-            if target is None or out.transport is None:
-                return
-            out.transport.sendto(data, target)
-            dst.rtcp_out += 1
+def rtcp_path(
+    loop: asyncio.AbstractEventLoop, src: RelayLeg, dst: RelayLeg | None
+) -> Callable[[bytes, Address], None]:
+    """The receive function of ``src``'s RTCP socket: passed through to ``dst`` as it
+    is (RFC 3550 §6: also when RTP is muted or one-way, RTCP keeps flowing)."""
+    latch = src.rtcp_latch
+    tap = src.rtcp_tap
+    out = None if dst is None else dst.endpoint.rtcp
+    out_latch = latch if dst is None else dst.rtcp_latch
 
-        return receive
+    def receive(data: bytes, addr: Address) -> None:
+        now = loop.time()
+        if not latch.accept(addr, now):
+            src.dropped += 1
+            return
+        src.rtcp_in += 1
+        if tap is not None:
+            tap(data, now)
+        target = out_latch.target
+        if out is None or dst is None or target is None or out.transport is None:
+            return
+        out.transport.sendto(data, target)
+        dst.rtcp_out += 1
+
+    return receive
+
+
+def _set_payload_type(data: bytes, payload_type: int) -> bytearray:
+    """A copy of a validated RTP packet with another payload type (marker kept)."""
+    out = bytearray(data)
+    out[1] = data[1] & 0x80 | payload_type
+    return out
 
 
 def _transcode(data: bytes, table: bytes, payload_type: int) -> bytes | bytearray:

@@ -1,0 +1,179 @@
+"""A call between two real sipp instances through a running YakYak: sipp (UAS, 102)
+registers and answers with PCMU, echoing RTP; sipp (UAC, 101) calls it with PCMA,
+authenticates, plays 4 s of G.711 A-law from sipp's pcap and hangs up. YakYak anchors
+and transcodes the media; the CDR it writes must show the call and the packets."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Extension, ServerFactory, SippRunner, YakyakServer
+
+pytestmark = pytest.mark.timeout(90)
+
+SCENARIOS = Path(__file__).parent / "sipp"
+SIPP = "/usr/bin/sipp"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    return port
+
+
+def _cdrs(data: Path, timeout: float = 5.0) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(data / "yakyak.db") as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM cdr ORDER BY start_at").fetchall()
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+@contextmanager
+def sipp_callee(
+    server: YakyakServer, sipp: SippRunner, ext: Extension, scenario: str, run_dir: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """Register ``ext`` from a free port with sipp, then run ``scenario`` as a sipp UAS on
+    that port in the background; yields it, and makes sure it is gone afterwards."""
+    run_dir.mkdir()
+    (run_dir / "users.csv").write_text(
+        f"SEQUENTIAL\n{ext.number};{server.domain};"
+        f"[authentication username={ext.number} password={ext.password}]\n",
+        encoding="ascii",
+    )
+    port = _free_port()
+    registered = sipp("register_auth.xml", server, users=[ext], local_port=port)
+    assert registered.returncode == 0, registered.describe()
+    uas = subprocess.Popen(
+        [
+            SIPP,
+            server.target,
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-inf",
+            str(run_dir / "users.csv"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(_free_port() & ~1),
+            "-rtp_echo",
+            "-m",
+            "1",
+            "-bind_local",
+            "-nostdin",
+            "-recv_timeout",
+            "30000",
+            "-trace_msg",
+            "-message_file",
+            str(run_dir / "messages.log"),
+            "-trace_err",
+            "-error_file",
+            str(run_dir / "errors.log"),
+        ],
+        cwd=run_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.wait_for_contacts({ext.number: 1}, timeout=10.0)[ext.number] == 1
+        yield uas
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+            uas.wait(timeout=5)
+
+
+def finished(uas: subprocess.Popen[str], run_dir: Path) -> None:
+    rc = uas.wait(timeout=20)
+    messages = (run_dir / "messages.log").read_text(errors="replace")
+    assert rc == 0, f"sipp callee exit {rc}\n{messages[-4000:]}"
+
+
+def call(server: YakyakServer, sipp: SippRunner, scenario: str, callee: str) -> None:
+    caller = server.extensions[0]
+    media = ["-mi", "127.0.0.1", "-mp", str(_free_port() & ~1)]
+    result = sipp(scenario, server, users=[caller], timeout=60.0, extra=["-s", callee, *media])
+    assert result.returncode == 0, result.describe() + "\n--- yakyak\n" + server.log()[-3000:]
+
+
+def test_sipp_uac_calls_sipp_uas_through_yakyak_with_rtp(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_server
+    alice, bob = server.extensions[0], server.extensions[1]
+    with sipp_callee(server, sipp, bob, "call_uas.xml", tmp_path / "uas") as uas:
+        call(server, sipp, "call_uac.xml", bob.number)
+        finished(uas, tmp_path / "uas")
+    (row,) = _cdrs(server.data)
+    assert row["caller"] == alice.number and row["callee"] == bob.number
+    assert row["disposition"] == "answered" and row["hangup_by"] == "caller"
+    assert row["codec"] == "PCMA"  # what the caller speaks; the callee got PCMU
+    assert row["duration_s"] >= 3.5
+    # sipp plays its pcap from the ACK until its BYE 4 s later (about 130 packets here):
+    # everything from the caller must go on to the callee, and the callee's echo of it
+    # must come back, transcoded both ways, nothing lost on loopback.
+    assert row["a_packets_in"] >= 100, dict(row)
+    assert row["b_packets_out"] == row["a_packets_in"], dict(row)
+    assert row["b_packets_in"] >= row["a_packets_in"] - 2, dict(row)
+    assert row["a_lost"] == 0 and row["b_lost"] == 0, dict(row)
+
+
+def test_busy_callee_gives_the_caller_486(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_server
+    bob = server.extensions[1]
+    with sipp_callee(server, sipp, bob, "call_uas_busy.xml", tmp_path / "uas") as uas:
+        call(server, sipp, "call_uac_busy.xml", bob.number)
+        finished(uas, tmp_path / "uas")
+    (row,) = _cdrs(server.data)
+    assert row["disposition"] == "busy" and row["hangup_cause"] == 17
+    assert row["answer_at"] is None and row["codec"] is None
+
+
+def test_caller_cancels_while_it_rings(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_server
+    bob = server.extensions[1]
+    with sipp_callee(server, sipp, bob, "call_uas_ring.xml", tmp_path / "uas") as uas:
+        call(server, sipp, "call_uac_cancel.xml", bob.number)
+        finished(uas, tmp_path / "uas")  # it got our CANCEL
+    (row,) = _cdrs(server.data)
+    assert row["disposition"] == "cancelled" and row["hangup_by"] == "caller"
+
+
+def test_unanswered_call_times_out_with_480(
+    yakyak_servers: ServerFactory, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_servers(config={"calls.no_answer_timeout": "2"})
+    bob = server.extensions[1]
+    with sipp_callee(server, sipp, bob, "call_uas_ring.xml", tmp_path / "uas") as uas:
+        started = time.monotonic()
+        call(server, sipp, "call_uac_unanswered.xml", bob.number)
+        assert time.monotonic() - started >= 1.9  # not before the configured timeout
+        finished(uas, tmp_path / "uas")  # it got our CANCEL
+    (row,) = _cdrs(server.data)
+    assert row["disposition"] == "no-answer" and row["hangup_cause"] == 19
+    assert row["hangup_by"] == "system"
