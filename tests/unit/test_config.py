@@ -140,7 +140,10 @@ name = "yakboard-2"
             "sip.listn: unknown key"
             " (known: listen, min_expires, max_expires, default_expires, user_agent)",
         ),
-        ("[sipp]\nx = 1", "sipp: unknown section (known: general, sip, auth, http, media, calls, board)"),
+        (
+            "[sipp]\nx = 1",
+            "sipp: unknown section (known: general, sip, auth, http, media, calls, board)",
+        ),
         ("domain = 'x'", "domain: unknown section"),
         (
             '[general]\ndomain = "bad domain"',
