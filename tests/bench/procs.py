@@ -39,6 +39,38 @@ def free_port(host: str = LOCALHOST, attempts: int = 50) -> int:
     raise RuntimeError(f"no port free for both UDP and TCP on {host}")
 
 
+def bound_udp_ports() -> set[int]:
+    """Local ports of every UDP socket on the machine (/proc/net/udp and udp6)."""
+    ports: set[int] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local = line.split()[1]  # "0100007F:4E20": address and port in hex
+            ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def free_port_range(size: int, low: int = 10000, high: int = 32768) -> int:
+    """The first port p in [low, high) with p..p+size-1 all unbound just now.
+
+    Below Linux's default ephemeral range (32768-60999) by default, so sockets bound to
+    port 0 meanwhile do not land in it. Another program may still take one later: the
+    callers skip ports they cannot bind.
+    """
+    used = sorted(p for p in bound_udp_ports() if low <= p < high)
+    start = low
+    for port in used:
+        if port - start >= size:
+            break
+        start = max(start, port + 1)
+    if start + size > high:
+        raise RuntimeError(f"no {size} consecutive free UDP ports in {low}-{high}")
+    return start
+
+
 def rss_kib(pid: int) -> int | None:
     """VmRSS of one process in KiB, from /proc/PID/status; None once it is gone."""
     try:
