@@ -3,7 +3,10 @@
 #   make run    demo data in ./var, then `yakyak serve` in the foreground (Ctrl-C stops it)
 #   make test   the whole pytest suite, with sipp/sipsak/baresip for tests/e2e
 #   make lint   ruff format --check, ruff check, mypy
-#   make bench  our REGISTER rate, RSS and start-up time next to Kamailio's, in one run
+#   make bench  side by side with references, in one run: REGISTER rate, RSS and start-up
+#               time vs Kamailio; call setups/s vs sippy's B2BUA and Kamailio; relayed
+#               and transcoded RTP streams vs rtpengine (bench-register, bench-calls,
+#               bench-relay run one of them)
 #   make clean  caches and build leftovers (distclean also removes .venv and var)
 #
 # Setup works on a fresh Debian 12 machine: tests/tools/ensure-debs.sh installs
@@ -20,7 +23,7 @@ ENSURE_DEBS := tests/tools/ensure-debs.sh
 
 RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev
 TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip
-BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3
+BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3 rtpengine-daemon
 
 DATA ?= var
 SIP ?= 0.0.0.0:5060
@@ -53,15 +56,22 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: setup
+bench: bench-register bench-calls bench-relay
+
+.PHONY: bench-register bench-calls bench-relay
+bench-register: setup
 	@$(ENSURE_DEBS) $(BENCH_DEBS)
 	$(BIN)/python tests/bench/register_bench.py $(BENCH_ARGS)
 
 # call setups/s through sippy's B2BUA (PyPI, throwaway venv), Kamailio and yakyak
-.PHONY: bench-calls
 bench-calls: setup
 	@$(ENSURE_DEBS) $(BENCH_DEBS)
 	$(BIN)/python tests/bench/call_bench.py $(BENCH_ARGS)
+
+# concurrent RTP streams relayed (and transcoded) by yakyak's relay and by rtpengine
+bench-relay: setup
+	@$(ENSURE_DEBS) $(BENCH_DEBS)
+	$(BIN)/python tests/bench/rtp_relay_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench-results
