@@ -480,7 +480,7 @@ class B2bua:
         display = from_addr.display_name
         for binding in bindings:
             self._send_fork(call, binding, display, now, out)
-        log.info("call %d: %s -> %s, ringing %d contact(s)", number, caller, callee, len(bindings))
+        log.debug("call %d: %s -> %s, ringing %d contact(s)", number, caller, callee, len(bindings))
         self._schedule(call)
 
     def _send_fork(
@@ -675,7 +675,7 @@ class B2bua:
             extra.append(("Require", "timer"))
         call.log.record(Answer(media_offer(leg.params)), Side.CALLEE, now)
         out.extend(self._reply_to_caller(call, 200, extra, body, now))
-        log.info("call %d: answered, callee speaks %s", call.number, leg.params.codec)
+        log.debug("call %d: answered, callee speaks %s", call.number, leg.params.codec)
         self._schedule(call)
 
     def _fork_failed(
@@ -1014,8 +1014,17 @@ class B2bua:
             record = call.log.cdr()
         except ValueError:
             return
+        # One line per call at info (a busy office makes thousands a day); the steps
+        # of a call are at debug.
         log.info(
-            "call %d: ended by %s, cause %d (%s)", call.number, by.value, cause.value, cause.text
+            "call %d: %s -> %s %s, ended by %s, cause %d (%s)",
+            call.number,
+            call.caller,
+            call.callee,
+            record.disposition.value,
+            by.value,
+            cause.value,
+            cause.text,
         )
         out.append(CallFinished(record, codec, a_quality, b_quality))
 
