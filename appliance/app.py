@@ -27,6 +27,7 @@ from appliance.media.ports import PortPool
 from appliance.net.sip_service import SipService
 from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
+from appliance.pbx.dialplan import Dialplan
 from appliance.pbx.guard import AuthGuard, GuardConfig, LockKind, Lockout
 from appliance.pbx.media_port import LegQualityReport, MediaEvent
 from appliance.pbx.registrar import Registrar, RegistrarConfig, Remove, Upsert
@@ -122,6 +123,7 @@ class Appliance:
                 max_calls=calls.max_calls,
                 user_agent=sip.user_agent,
             ),
+            dialplan=Dialplan(config.dialplan.routes),
             wall_clock=self.wall,
         )
         self.front = SipFront(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 from appliance.dsp.tones import TONE_PLANS
+from appliance.pbx.dialplan import Dialplan, DialplanError, Route
 from appliance.sip.digest_hash import ALGORITHMS
 
 CONFIG_FILE: Final = "yakyak.toml"
@@ -186,6 +187,12 @@ class CallsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DialplanConfig:
+    # Checked before the built-in rule (a number equal to an extension rings it).
+    routes: tuple[Route, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BoardConfig:
     name: str = "sim"
 
@@ -287,6 +294,13 @@ def _country(value: object) -> str:
     return text
 
 
+def _routes(value: object) -> tuple[Route, ...]:
+    try:
+        return Dialplan.from_dicts(value).routes
+    except DialplanError as exc:
+        raise _Bad(str(exc)) from None
+
+
 def _board(value: object) -> str:
     text = _string(value)
     if not _BOARD.fullmatch(text):
@@ -333,6 +347,7 @@ _SECTIONS: Final[dict[str, tuple[type[Any], dict[str, Callable[[object], object]
             "max_calls": _integer(1, 100_000),
         },
     ),
+    "dialplan": (DialplanConfig, {"routes": _routes}),
     "board": (BoardConfig, {"name": _board}),
 }
 
@@ -346,6 +361,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    dialplan: DialplanConfig = field(default_factory=DialplanConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
 
     @property
@@ -467,6 +483,10 @@ def render_default(domain: str) -> str:
     algorithms = ", ".join(f'"{a}"' for a in default.auth.algorithms)
     auth = default.auth
     calls = default.calls
+    example_routes = (
+        '[{ name = "reception", pattern = "100", target = { type = "extension", number = "101" } },'
+        ' { name = "no-outside", pattern = "_9.", target = { type = "reject", cause = 21 } }]'
+    )
     return f"""\
 # YakYak configuration. Lines starting with # show the default value; remove the #
 # and change the value to override it. Restart the service after editing.
@@ -517,6 +537,13 @@ domain = "{check_domain(domain)}"
 # Country of the tone plan for ringback, busy and congestion tones.
 # tone_country = "{calls.tone_country}"
 # max_calls = {calls.max_calls}
+
+[dialplan]
+# Routes from dialled numbers to targets, checked before the built-in rule that a
+# number equal to an extension rings it. Patterns: an exact number, or _ then X (0-9),
+# Z (1-9), N (2-9), [1-5], and a final . for "one or more of anything". This example
+# makes 100 ring 101 and refuses numbers starting with 9 (cause 21: SIP 403).
+# routes = {example_routes}
 
 [board]
 # name = "{default.board.name}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def test_every_commented_default_is_valid_when_uncommented(tmp_path: Path) -> No
         for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
-    assert sum(len(table) for table in document.values()) == 24  # every key, shown once
-    assert Config.from_document(document, tmp_path, "x") == Config(tmp_path)
+    assert sum(len(table) for table in document.values()) == 25  # every key, shown once
+    config = Config.from_document(document, tmp_path, "x")
+    # Every value shown is the default, except the dialplan: its routes are an example.
+    assert dataclasses.replace(config, dialplan=Config(tmp_path).dialplan) == Config(tmp_path)
+    assert [r.name for r in config.dialplan.routes] == ["reception", "no-outside"]
 
 
 def test_values_are_read(tmp_path: Path) -> None:
@@ -142,7 +146,8 @@ name = "yakboard-2"
         ),
         (
             "[sipp]\nx = 1",
-            "sipp: unknown section (known: general, sip, auth, http, media, calls, board)",
+            "sipp: unknown section"
+            " (known: general, sip, auth, http, media, calls, dialplan, board)",
         ),
         ("domain = 'x'", "domain: unknown section"),
         (
@@ -193,6 +198,11 @@ name = "yakboard-2"
             "board.name: must be a board name like 'sim' (a-z, 0-9, _ -), got 'Big Board'",
         ),
         ("board = 3", "board: must be a [board] table"),
+        (
+            "[dialplan]\nroutes = [{ name = 'x', pattern = '_1Q', target = { type = 'reject', "
+            "cause = 21 } }]",
+            "dialplan.routes: route 'x': ",
+        ),
     ],
 )
 def test_errors_name_file_key_and_reason(tmp_path: Path, text: str, message: str) -> None:

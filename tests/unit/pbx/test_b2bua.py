@@ -12,6 +12,7 @@ from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
 from appliance.pbx.call_events import Disposition, Dtmf, DtmfSource, Side
 from appliance.pbx.causes import Cause
+from appliance.pbx.dialplan import Dialplan
 from appliance.pbx.guard import AuthGuard, GuardConfig
 from appliance.pbx.location import Binding
 from appliance.pbx.media_port import (
@@ -103,7 +104,12 @@ class RecordingMedia:
 
 
 class Rig:
-    def __init__(self, contacts: tuple[Peer, ...] = (BOB1,), **config: float) -> None:
+    def __init__(
+        self,
+        contacts: tuple[Peer, ...] = (BOB1,),
+        dialplan: Dialplan | None = None,
+        **config: float,
+    ) -> None:
         accounts = {
             n: Account(n, {"MD5": ha1("MD5", n, REALM, f"pw-{n}")}) for n in ("101", "102", "103")
         }
@@ -133,6 +139,7 @@ class Rig:
             random.Random(3),
             domain=REALM,
             config=CallConfig(**config),  # type: ignore[arg-type]
+            dialplan=dialplan,
             wall_clock=lambda now: now + WALL,
         )
         self.front = SipFront(
@@ -590,3 +597,26 @@ def test_delayed_offer_gets_our_offer_in_200_and_bridges_on_the_ack_answer() -> 
     rig.in_dialog(ALICE, ok, "ACK", ok.cseq().number, sdp_answer(ALICE.host, codec_pt=8))
     assert rig.media.bridges == [("1a", "1b")]
     assert rig.media.params["1a"].codec == "PCMA"
+
+
+def test_dialplan_routes_alias_and_reject() -> None:
+    plan = Dialplan.from_dicts(
+        [
+            {
+                "name": "reception",
+                "pattern": "100",
+                "target": {"type": "extension", "number": "102"},
+            },
+            {"name": "no-outside", "pattern": "_9.", "target": {"type": "reject", "cause": 21}},
+            {"name": "mail", "pattern": "*97", "target": {"type": "voicemail", "mailbox": "101"}},
+        ]
+    )
+    rig = Rig(dialplan=plan)
+    rig.invite("100")
+    assert rig.requests(BOB1, "INVITE")  # 100 rings extension 102
+    rig = Rig(dialplan=plan)
+    rig.invite("9123")
+    assert [r.status for r in rig.responses(ALICE) if r.status >= 200] == [403]
+    rig = Rig(dialplan=plan)
+    rig.invite("*97")  # voicemail comes with its own issue: refused clearly until then
+    assert [r.status for r in rig.responses(ALICE) if r.status >= 200] == [501]
