@@ -18,11 +18,21 @@ Engine work around the relay:
   the leg's own RTP stream, paced by one ``MediaClock`` for all legs. While a tone
   plays, nothing is relayed towards that leg; a tone that does not repeat ends by
   itself and relaying resumes.
+* One outgoing stream per leg: once the engine has generated media on a leg, or
+  bridged it to a second source, everything sent to its phone (relayed audio and
+  events too) goes out in that leg's ``OutboundStream``: one SSRC, sequence numbers
+  one apart, timestamps that never go back (``relay.py`` rewrites the headers). A
+  phone need not cope with a change of SSRC, and baresip 1.0.0 does not: its jitter
+  buffer survives one, so when the callee's sequence numbers are below the
+  ringback's it drops the whole call as late (``_own_stream``). When the phone was
+  hearing a relayed stream unchanged, the leg's stream continues that one. Legs
+  with neither keep the relay's fast path, packets untouched.
 * One sweep timer (``EngineConfig.sweep_interval``) for all legs: RTP timeouts
-  (``RtpStopped``) and RFC 4733 presses whose end packets were all lost.
-* RTCP is passed through; the phone's reports are parsed for the quality report, and
-  while we generate on a leg we send an SR every ``sr_interval`` (RFC 3550 §6.2,
-  randomised by [0.5, 1.5] as §6.3.1 suggests).
+  (``RtpStopped``), RFC 4733 presses whose end packets were all lost, and our SRs.
+* RTCP is passed through, except the other phone's reports towards a leg with its own
+  stream (they describe an SSRC it does not see); the phone's reports are parsed for
+  the quality report. A leg with its own stream gets an SR every ``sr_interval``
+  (RFC 3550 §6.2, randomised by [0.5, 1.5] as §6.3.1 suggests) while we send on it.
 
 Generated media is always 20 ms frames, whatever ``ptime_ms`` says: the media clock
 has one period, and a=ptime is only a recommendation to the sender (RFC 8866 §6.4);
@@ -68,6 +78,7 @@ from appliance.pbx.media_port import (
     StreamDirection,
     StreamParams,
 )
+from appliance.rtp.packet import HEADER_SIZE, seq_after
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +119,11 @@ class _Leg:
         self.tone: ToneKind | None = None
         self.tone_start = 0  # media clock tick of the tone's frame 0
         self.tone_marker = True  # RFC 3551 §4.1: marker on a talkspurt's first packet
-        self.stream: OutboundStream | None = None  # from the first tone or digit on
+        self.stream: OutboundStream | None = None  # from the first tone, digit or re-bridge
+        self.source: _Leg | None = None  # whose phone is (or was last) relayed to this one
         self.generated_sent = 0
         self.next_sr: float | None = None
+        self.sr_packets = 0  # the stream's packet count in our last SR
         self.events: EventDigits | None = None
         self.inband: InbandDigits | None = None
         self.remote = RemoteReports()
@@ -228,12 +241,19 @@ class UdpMediaEngine:
         sa, sb = self._state(a), self._state(b)
         if sa is sb:
             raise ValueError(f"cannot bridge media leg {sa.leg_id!r} to itself")
-        for state in (sa, sb):
+        now = self._loop.time()
+        for state, other in ((sa, sb), (sb, sa)):
             old = state.peer
             if old is not None and old is not sa and old is not sb:
                 old.peer = None
                 self._rewire(old)
             self._stop_tone(state)
+            if state.source is not other:
+                if state.source is not None:  # a second source: its phone must not notice
+                    self._own_stream(state, now)
+                if state.stream is not None:
+                    state.stream.new_source()
+                state.source = other
         sa.peer, sb.peer = sb, sa
         self._rewire(sa)
 
@@ -425,13 +445,46 @@ class UdpMediaEngine:
         return upcoming
 
     def _start_generating(self, leg: _Leg, t: float) -> OutboundStream:
-        stream = leg.stream
-        if stream is None:
-            cname = f"{self._rng.getrandbits(64):016x}@yakyak"  # RFC 7022: random CNAME
-            stream = leg.stream = OutboundStream(self._rng, t, cname)
-        if leg.next_sr is None:
-            leg.next_sr = t + self._sr_delay()
+        fresh = leg.stream is None
+        stream = self._own_stream(leg, t)
+        if fresh and leg.peer is not None:
+            self._rewire(leg)  # what the peer relays to the leg now goes in its stream
         self._generating[leg.leg_id] = leg
+        return stream
+
+    def _own_stream(self, leg: _Leg, t: float) -> OutboundStream:
+        """The leg's one outgoing stream, created on first use; every later packet to
+        its phone goes out in it (``relay.rtp_path`` rewrites the relayed ones once
+        the paths are rebuilt). When the phone has been hearing the other phone's
+        stream relayed unchanged, the new one continues it (its SSRC, the next
+        sequence number), so the phone sees no change at all.
+        """
+        stream = leg.stream
+        if stream is not None:
+            return stream
+        cname = f"{self._rng.getrandbits(64):016x}@yakyak"  # RFC 7022: random CNAME
+        stream = leg.stream = OutboundStream(self._rng, t, cname)
+        source = leg.source
+        heard = None if source is None else source.relay.last_header
+        relay = leg.relay
+        if source is not None and heard is not None and relay.packets_out:
+            stats = source.relay.stats
+            last_seq = heard.sequence
+            if stats is not None and stats.ssrc == heard.ssrc:
+                if seq_after(stats.max_seq, last_seq):  # the last packet came reordered
+                    last_seq = stats.max_seq
+            header = HEADER_SIZE * relay.packets_out  # an SR counts payload octets only
+            stream.continue_from(
+                heard.ssrc,
+                last_seq,
+                heard.timestamp,
+                source.relay.last_received or t,
+                relay.packets_out,
+                max(relay.bytes_out - header, 0),
+            )
+            leg.sr_packets = relay.packets_out
+        relay.rewrite = stream
+        leg.next_sr = t + self._sr_delay()
         return stream
 
     def _stop_tone(self, leg: _Leg) -> None:
@@ -470,19 +523,20 @@ class UdpMediaEngine:
                 for data in stream.due_events(t, tolerance):
                     if target is not None and rtp.send(data, target):
                         leg.generated_sent += 1
-            if leg.next_sr is not None and t >= leg.next_sr:
-                self._send_sr(leg, stream, t)
             if not leg.generating:
-                leg.next_sr = None
                 del self._generating[leg.leg_id]
         if not self._generating:
             self._clock.stop()
 
     def _send_sr(self, leg: _Leg, stream: OutboundStream, t: float) -> None:
+        """Our SR for the leg's stream, when we sent on it since the last one (RFC 3550
+        §6.4: a participant that has not sent sends no SR)."""
         leg.next_sr = t + self._sr_delay()
         target = leg.relay.rtcp_latch.target
-        if target is None or not stream.sender.has_sent:
+        count = stream.sender.packet_count
+        if target is None or not stream.sender.has_sent or count == leg.sr_packets:
             return
+        leg.sr_packets = count
         stats = leg.relay.stats
         blocks = (stats.report_block(t),) if stats is not None and stats.expected else ()
         leg.endpoint.rtcp.send(stream.sender_report(t, self._wallclock(), blocks), target)
@@ -490,7 +544,7 @@ class UdpMediaEngine:
     # -- sweep ---------------------------------------------------------------------
 
     def _sweep(self) -> None:
-        """RTP timeouts and lost RFC 4733 ends of every leg, on one timer."""
+        """RTP timeouts, lost RFC 4733 ends and SRs of every leg, on one timer."""
         now = self._loop.time()
         for leg in list(self._legs.values()):
             events = leg.events
@@ -499,6 +553,9 @@ class UdpMediaEngine:
                 if deadline is not None and now >= deadline:
                     self._report_events(leg, events.handle_timer(now))
             self._check_timeout(leg, now)
+            stream = leg.stream
+            if stream is not None and leg.next_sr is not None and now >= leg.next_sr:
+                self._send_sr(leg, stream, now)
         interval = self.config.sweep_interval
         at = (self._sweep_at or now) + interval
         if at <= now:  # the loop stalled for more than an interval: do not run in a burst

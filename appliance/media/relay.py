@@ -24,6 +24,13 @@ sends (audio for in-band DTMF, events, RTCP); a leg with none costs nothing extr
 ``mute`` on a leg stops relaying towards it (a tone owns its stream, or its SDP
 direction forbids sending, RFC 3264 §6.1). A leg that is not bridged gets a receive
 path without a destination, so it latches, counts and taps all the same.
+
+``rewrite`` on a leg (set by the engine once it has generated media on the leg, or
+bridged it to a second source) puts what is relayed towards it into that leg's own
+RTP stream (``outbound.OutboundStream.relayed``: SSRC, sequence, timestamp, marker),
+in the same copy as the transcoding; the source's RTCP, which describes an SSRC that
+phone no longer sees, is then not passed on (our own SRs describe the stream). A leg
+without it keeps the fast path: its packets leave exactly as they came.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from appliance.dsp.g711 import ALAW_TO_ULAW, ULAW_TO_ALAW, Codec
+from appliance.media.outbound import OutboundStream
 from appliance.media.ports import PortPool
-from appliance.rtp.packet import HEADER_SIZE, RtpError, peek_header
+from appliance.rtp.packet import HEADER_SIZE, HeaderPeek, RtpError, peek_header
 from appliance.rtp.stats import ReceiverStats
 
 log = logging.getLogger(__name__)
@@ -285,6 +293,10 @@ class RelayLeg:
         self.audio_tap: Callable[[bytes, float], None] | None = None
         self.event_tap: Callable[[bytes, float], None] | None = None
         self.rtcp_tap: Callable[[bytes, float], None] | None = None
+        # Relayed packets towards this leg go out in this stream (see the module
+        # docstring). Read when a path is built.
+        self.rewrite: OutboundStream | None = None
+        self.last_header: HeaderPeek | None = None  # of the last packet its phone sent
         self.lost_before = 0  # packets lost by earlier SSRCs of the phone (RFC 3550 §A.3)
         self.packets_in = 0
         self.bytes_in = 0
@@ -370,7 +382,9 @@ def rtp_path(
     out_latch = latch
     out_pt = out_ev = NO_PT
     table: bytes | None = None
+    rewrite: OutboundStream | None = None
     if dst is not None:
+        rewrite = dst.rewrite
         out = dst.endpoint.rtp
         out_latch = dst.rtp_latch
         out_pt = dst.payload_type
@@ -392,6 +406,7 @@ def rtp_path(
         src.packets_in += 1
         src.bytes_in += len(data)
         src.last_received = now
+        src.last_header = peek
         stats = src.stats
         if stats is None or stats.ssrc != peek.ssrc:
             if stats is not None:
@@ -417,6 +432,8 @@ def rtp_path(
         target = out_latch.target
         if target is None or out.transport is None:
             return  # the other side has neither SDP nor a latched source yet
+        if rewrite is not None:
+            packet = _rewrite(rewrite, packet, peek, pt == in_pt, now)
         out.transport.sendto(packet, target)
         dst.packets_out += 1
         dst.bytes_out += len(packet)
@@ -428,10 +445,13 @@ def rtcp_path(
     loop: asyncio.AbstractEventLoop, src: RelayLeg, dst: RelayLeg | None
 ) -> Callable[[bytes, Address], None]:
     """The receive function of ``src``'s RTCP socket: passed through to ``dst`` as it
-    is (RFC 3550 §6: also when RTP is muted or one-way, RTCP keeps flowing)."""
+    is (RFC 3550 §6: also when RTP is muted or one-way, RTCP keeps flowing), unless
+    ``dst`` hears a rewritten stream: then we send it a stream of our own, as a mixer
+    does, and a mixer passes no SR or RR through (RFC 3550 §7.3); ``src``'s reports
+    describe an SSRC that phone does not see."""
     latch = src.rtcp_latch
     tap = src.rtcp_tap
-    out = None if dst is None else dst.endpoint.rtcp
+    out = None if dst is None or dst.rewrite is not None else dst.endpoint.rtcp
     out_latch = latch if dst is None else dst.rtcp_latch
 
     def receive(data: bytes, addr: Address) -> None:
@@ -451,6 +471,33 @@ def rtcp_path(
     return receive
 
 
+def _rewrite(
+    stream: OutboundStream, packet: bytes | bytearray, peek: HeaderPeek, audio: bool, now: float
+) -> bytearray:
+    """``packet`` put into the destination leg's own stream (changed in place when it
+    is already a copy)."""
+    bounds = _payload_bounds(packet)
+    size = 0 if bounds is None else bounds[1] - bounds[0]
+    samples = size if audio else 0  # G.711: one byte per sample; events cover none
+    return stream.relayed(packet, peek.ssrc, peek.timestamp, size, samples, now)
+
+
+def _payload_bounds(data: bytes | bytearray) -> tuple[int, int] | None:
+    """Where the payload of a validated RTP packet starts and ends: after the CSRCs
+    and extension, before any padding (RFC 3550 §5.1, §5.3.1); None when the lengths
+    are inconsistent."""
+    b0 = data[0]
+    start = HEADER_SIZE + 4 * (b0 & 0x0F)
+    if b0 & 0x10 and start + 4 <= len(data):  # RFC 3550 §5.3.1 extension length in words
+        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+    end = len(data)
+    if b0 & 0x20 and end > start:
+        end -= data[-1]
+    if start > end:
+        return None
+    return start, end
+
+
 def _set_payload_type(data: bytes, payload_type: int) -> bytearray:
     """A copy of a validated RTP packet with another payload type (marker kept)."""
     out = bytearray(data)
@@ -464,15 +511,10 @@ def _transcode(data: bytes, table: bytes, payload_type: int) -> bytes | bytearra
     The header (CSRCs, extension) and any padding (RFC 3550 §5.1) are copied as they
     are; only byte 1's low 7 bits change, the marker bit is kept.
     """
-    b0 = data[0]
-    start = HEADER_SIZE + 4 * (b0 & 0x0F)
-    if b0 & 0x10 and start + 4 <= len(data):  # RFC 3550 §5.3.1 extension length in words
-        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
-    end = len(data)
-    if b0 & 0x20 and end > start:
-        end -= data[-1]
-    if start > end:  # inconsistent lengths: pass the bytes through untouched
+    bounds = _payload_bounds(data)
+    if bounds is None:  # inconsistent lengths: pass the bytes through untouched
         return data
+    start, end = bounds
     out = bytearray(data)
     out[1] = data[1] & 0x80 | payload_type
     out[start:end] = data[start:end].translate(table)

@@ -112,13 +112,15 @@ def test_a_tone_mutes_relayed_audio_until_it_stops() -> None:
         tone_ssrc = (await recv_packet(pb)).ssrc
         for seq in range(5):
             pa.sendto(rtp(seq), h.to(a))
+        from_a = {rtp(seq)[12:] for seq in range(5)}
         for _ in range(10):
-            assert (await recv_packet(pb)).ssrc == tone_ssrc  # no mixing: A is not heard
+            assert (await recv_packet(pb)).payload not in from_a  # no mixing: A is not heard
         h.engine.play_tone(b, None)
         await asyncio.sleep(0.05)
         drain(pb)
         pa.sendto(rtp(9), h.to(a))
-        assert (await recv(pb))[0] == rtp(9)
+        relayed = await recv_packet(pb)  # A again, in the stream the tone went out in
+        assert (relayed.ssrc, relayed.payload) == (tone_ssrc, rtp(9)[12:]) and relayed.marker
         assert await nothing_within(pb, 0.1)  # the tone is over
         await h.close()
         pa.close()
@@ -158,12 +160,19 @@ def test_us_call_waiting_beeps_once_then_relaying_resumes() -> None:
         h.engine.configure(a, params(pa))
         h.engine.configure(b, params(pb))
         h.engine.bridge(a, b)
+        pa.sendto(rtp(1), h.to(a))
+        assert (await recv(pb))[0] == rtp(1)  # nothing generated yet: relayed untouched
         h.engine.play_tone(b, "call-waiting")  # 440 Hz for 300 ms, once
         beep = [await recv_packet(pb) for _ in range(15)]  # 300 ms = 15 frames
-        assert len({p.ssrc for p in beep}) == 1
+        # the beep continues the stream B was hearing (A's, relayed), not a new one
+        assert {p.ssrc for p in beep} == {0x1234}
+        assert [p.sequence for p in beep] == list(range(2, 17))
         assert await nothing_within(pb, 0.1)
-        pa.sendto(rtp(1), h.to(a))
-        assert (await recv(pb))[0] == rtp(1)
+        pa.sendto(rtp(2), h.to(a))
+        relayed = await recv_packet(pb)
+        assert (relayed.ssrc, relayed.sequence, relayed.payload) == (0x1234, 17, rtp(2)[12:])
+        assert relayed.marker  # a talkspurt after the beep (RFC 3551 §4.1)
+        assert relayed.timestamp >= beep[-1].timestamp + 160
         await h.close()
         pa.close()
         pb.close()
