@@ -89,7 +89,9 @@ class InbandDigits:
 
     def __init__(self, limits: DtmfLimits | None = None) -> None:
         self._limits = limits
-        self._detector = DtmfDetector(limits)
+        # Made on the first packet (a new SSRC makes a new one anyway): most legs are
+        # opened before their SDP says they have RFC 4733, and never need one.
+        self._detector: DtmfDetector | None = None
         self._ssrc: int | None = None
         self._next_ts = 0
         self._time = 0.0  # media time of the next expected sample, seconds
@@ -102,9 +104,10 @@ class InbandDigits:
             self.malformed += 1
             return []
         samples = decode(codec, packet.payload)
-        if packet.ssrc != self._ssrc:
+        detector = self._detector
+        if packet.ssrc != self._ssrc or detector is None:
             self._ssrc = packet.ssrc
-            self._detector = DtmfDetector(self._limits)
+            detector = self._detector = DtmfDetector(self._limits)
             self._next_ts = packet.timestamp
         gap = ts_diff(packet.timestamp, self._next_ts)
         if gap < 0:
@@ -113,9 +116,9 @@ class InbandDigits:
         if gap > 0:
             fill = min(gap, MAX_FILL)
             silence = np.zeros(fill, dtype=np.int16)
-            ended += _ended(self._detector.feed(silence, self._time))
+            ended += _ended(detector.feed(silence, self._time))
             self._time += gap / CLOCK_RATE
-        ended += _ended(self._detector.feed(samples, self._time))
+        ended += _ended(detector.feed(samples, self._time))
         self._time += samples.size / CLOCK_RATE
         self._next_ts = (packet.timestamp + samples.size) % TS_MOD
         return [Dtmf(e.digit, round(e.duration * 1000), DtmfSource.INBAND) for e in ended]
