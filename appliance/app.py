@@ -139,6 +139,7 @@ class Appliance:
         self.sip = SipService(loop, self.front, self._persist, self._locked, self._call_finished)
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[registration_ops.Operation] = []
+        self._pending_cdrs: list[CdrRecord] = []
         self._handover: asyncio.TimerHandle | None = None
 
     def wall(self, now: float) -> float:
@@ -155,6 +156,10 @@ class Appliance:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Calls in progress are hung up (BYE/CANCEL to both phones, a CDR each) while
+        # the sockets are still open; one loop turn lets the datagrams leave.
+        self.sip.hang_up_all()
+        await asyncio.sleep(0)
         await self.sip.close()
         self.media.close_all()
         await self.media.wait_closed()
@@ -175,14 +180,22 @@ class Appliance:
             self._pending.append(registration_ops.Upsert(change.binding))
         elif isinstance(change, Remove):
             self._pending.append(registration_ops.Delete(change.aor, change.contact))
+        self._schedule_handover()
+
+    def _schedule_handover(self) -> None:
         if self._handover is None:
             self._handover = self.loop.call_later(STORE_HANDOVER, self._hand_over)
 
     def _hand_over(self) -> None:
-        """Give the writer thread what gathered on the loop since the last hand-over."""
+        """Give the writer threads what gathered on the loop since the last hand-over:
+        one wake-up and one transaction (one fsync) for many changes, not one each."""
         self._handover = None
         pending, self._pending = self._pending, []
-        self.writer.submit_many(tuple(pending))
+        if pending:
+            self.writer.submit_many(tuple(pending))
+        cdrs, self._pending_cdrs = self._pending_cdrs, []
+        if cdrs:
+            self.cdrs.submit_many(cdrs)
 
     def _local_address(self, peer: Peer) -> tuple[str, int]:
         return self.sip.local_address(peer)
@@ -191,7 +204,7 @@ class Appliance:
         self.sip.media_event(event)
 
     def _call_finished(self, finished: CallFinished) -> None:
-        """Queue the CDR for the writer thread: a put on a queue, never a write here."""
+        """Queue the CDR for the writer thread (at the next hand-over), never a write here."""
         record = finished.record
         try:
             cdr = CdrRecord(
@@ -212,7 +225,8 @@ class Appliance:
         except StoreError as exc:
             log.error("call %s: CDR not written: %s", record.call_id, exc)
             return
-        self.cdrs.submit(cdr)
+        self._pending_cdrs.append(cdr)
+        self._schedule_handover()
 
     def _locked(self, action: Locked) -> None:
         lock = action.lockout

@@ -116,6 +116,11 @@ class SipService:
     def deliver(self, data: bytes, peer: Peer) -> None:
         self._apply(self.front.receive(data, peer, self._loop.time()))
 
+    def hang_up_all(self) -> None:
+        """End every call (shutdown): the front's B2BUA tells both phones."""
+        self._apply(self.front.hang_up_all(self._loop.time()))
+        self._flush_outbox()
+
     def media_event(self, event: MediaEvent) -> None:
         self._apply(self.front.media_event(event, self._loop.time()))
 

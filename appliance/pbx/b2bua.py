@@ -288,6 +288,15 @@ class B2bua:
         self._client.pop(key, None)
         self._by_server_key.pop(key, None)
 
+    def hang_up_all(self, now: float) -> list[B2buaAction]:
+        """End every call, as the appliance shuts down (Q.850 41, temporary failure:
+        the phones may try again when it is back)."""
+        out: list[B2buaAction] = []
+        self._now = now
+        for call in list(self._calls.values()):
+            self._end(call, Hangup(Cause.TEMPORARY_FAILURE), Side.SYSTEM, now, out)
+        return out
+
     def media_event(self, event: MediaEvent, now: float) -> list[B2buaAction]:
         out: list[B2buaAction] = []
         self._now = now

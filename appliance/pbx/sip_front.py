@@ -132,6 +132,11 @@ class SipFront:
             out.extend(self._dispatch(self.calls.handle_timer(now), now))
         return out
 
+    def hang_up_all(self, now: float) -> list[FrontAction]:
+        if self.calls is None:
+            return []
+        return self._dispatch(self.calls.hang_up_all(now), now)
+
     def media_event(self, event: MediaEvent, now: float) -> list[FrontAction]:
         if self.calls is None:
             return []

@@ -620,3 +620,13 @@ def test_dialplan_routes_alias_and_reject() -> None:
     rig = Rig(dialplan=plan)
     rig.invite("*97")  # voicemail comes with its own issue: refused clearly until then
     assert [r.status for r in rig.responses(ALICE) if r.status >= 200] == [501]
+
+
+def test_shutdown_hangs_up_every_call_with_a_cdr() -> None:
+    rig = Rig()
+    rig.connect()
+    rig._take(rig.front.hang_up_all(rig.now))
+    assert rig.requests(ALICE, "BYE") and rig.requests(BOB1, "BYE")
+    (done,) = rig.finished
+    assert done.record.cause is Cause.TEMPORARY_FAILURE
+    assert done.record.ended_by is Side.SYSTEM and len(rig.calls) == 0
