@@ -53,6 +53,7 @@ HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, binding expiry, watchdog pi
 # a power cut can lose at most this much (phones re-register), and the thread wakes
 # a few times a second instead of once per REGISTER.
 STORE_HANDOVER: Final = 0.2
+GC_THRESHOLDS: Final = (10_000, 10, 20)
 NONCE_SECRET_KEY: Final = "auth.nonce_secret"
 REVISION_KEY: Final = "revision.directory"
 
@@ -361,6 +362,12 @@ async def _run(config: Config, started: float) -> int:
     # Everything built so far lives as long as the process: move it out of the
     # collector's sight, so collections only walk what requests allocate.
     gc.freeze()
+    # Sockets, transports and the media engine's per-leg closures make reference
+    # cycles, so every call leaves some garbage only the collector frees. With the
+    # default thresholds (700, 10, 10) collections ran so often under load that the
+    # call-setup bench failed at 500 calls/s on retransmissions; at these it ran
+    # 600 calls/s clean at less CPU (tests/bench/README.md).
+    gc.set_threshold(*GC_THRESHOLDS)
     summary = (
         f"SIP on {', '.join(listeners)}; {len(appliance.auth.accounts)} extensions, "
         f"{len(appliance.registrar)} registrations restored"
