@@ -312,6 +312,10 @@ class UdpMediaEngine:
             relay.stats,
             state.remote,
         )
+        # The taps close over the leg and its relay: unhook them so the leg's objects
+        # go with reference counting (see _Socket.connection_lost).
+        relay.audio_tap = relay.event_tap = relay.rtcp_tap = None
+        state.source = None
         if not self._legs and self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None

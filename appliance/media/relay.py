@@ -161,6 +161,14 @@ class _Socket(asyncio.DatagramProtocol):
         self.receive(data, addr)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Drop the references that make cycles (transport <-> protocol, the relay's
+        # closures): a call's objects are then freed by reference counting when it
+        # ends, not left for the garbage collector, whose pauses under call load
+        # made phones retransmit.
+        self.transport = None
+        self.attaching = None
+        self._sock = None
+        self.receive = _drop
         if not self.lost.done():
             self.lost.set_result(None)
 
