@@ -19,6 +19,14 @@ retransmission came from. Non-INVITE server transactions whose TU stays silent
 are abandoned after ``TimerConfig.tu_wait`` by a sweep, not a timer each, so the
 hot path touches no heap at all. The FIFO assumes ``now`` never goes backwards
 (the event loop's monotonic clock); if it does, entries expire late, never early.
+
+INVITE transactions in RFC 6026 Accepted (after a 2xx, for Timer L or M = 64*T1)
+are made compact the same way: a call keeps two of them for 32 s, and as full
+machines holding parsed messages they were most of the objects the garbage
+collector walked under call load (a million at 400 calls/s, with half-second
+pauses). An Accepted entry keeps only its key, its peer and its expiry, and does
+what the machine did: a server absorbs INVITE retransmissions and sends the TU's
+2xx retransmissions, a client passes 2xx retransmissions up with its key.
 """
 
 from __future__ import annotations
@@ -38,8 +46,8 @@ from appliance.sip.transaction.actions import (
     Terminated,
     TransportFailed,
 )
-from appliance.sip.transaction.invite_client import InviteClient
-from appliance.sip.transaction.invite_server import InviteServer
+from appliance.sip.transaction.invite_client import InviteClient, InviteClientState
+from appliance.sip.transaction.invite_server import InviteServer, InviteServerState
 from appliance.sip.transaction.keys import (
     MAGIC_COOKIE,
     TransactionKey,
@@ -58,6 +66,7 @@ from appliance.sip.transport import Peer
 
 Transaction = InviteClient | NonInviteClient | InviteServer | NonInviteServer
 _PlainKey = tuple[bool, str, str, int, str]  # a TransactionKey's values, untracked by gc
+_PlainPeer = tuple[str, str, int, int]  # a Peer's values, untracked by gc
 
 _NIS_WAITING: Final = frozenset({NonInviteServerState.TRYING, NonInviteServerState.PROCEEDING})
 # Sweeps for silent TUs run at most this often, as a fraction of tu_wait.
@@ -87,6 +96,9 @@ class TransactionLayer:
         # against, but a small board must not swap under a REGISTER flood.
         self._max_completed = max_completed
         self._j = timers.timer_j(False)
+        # RFC 6026 Accepted INVITE transactions, compact: key -> peer; FIFO of expiry.
+        self._accepted: dict[_PlainKey, _PlainPeer] = {}
+        self._accepted_fifo: deque[tuple[float, _PlainKey]] = deque()
         self._sweep_at: float | None = None
         self._waiting = 0  # non-INVITE servers in _live: all Trying or Proceeding
 
@@ -95,8 +107,8 @@ class TransactionLayer:
         return new_branch(self.rng)
 
     def __len__(self) -> int:
-        """Live transactions, compact Completed ones included."""
-        return len(self._live) + len(self._completed)
+        """Live transactions, compact Completed and Accepted ones included."""
+        return len(self._live) + len(self._completed) + len(self._accepted)
 
     # -- input from the wire ------------------------------------------------------
 
@@ -121,6 +133,8 @@ class TransactionLayer:
             # §17.2.2: a retransmission in Completed gets the final response again.
             return [Send(parse_message(data), peer, data)]
         if message.method == "INVITE":
+            if key in self._accepted:
+                return []  # RFC 6026 §8.5: absorbed in Accepted
             invite, actions = InviteServer.start(key, message, peer, self.timers, now)
             self._live[key] = invite
             self._after(key, invite, now, actions)
@@ -136,6 +150,10 @@ class TransactionLayer:
         key = client_key(response)
         tx = self._live.get(key)
         if not isinstance(tx, InviteClient | NonInviteClient):
+            if key in self._accepted:
+                # RFC 6026 §8.4: in Accepted a 2xx goes to the TU, anything else is absorbed
+                ok = 200 <= response.status < 300
+                return [ResponseReceived(key, response)] if ok else []
             return [ResponseReceived(None, response)]  # a 2xx retransmission, or stray
         actions = tx.receive_response(response, now)
         self._after(key, tx, now, actions)
@@ -160,6 +178,8 @@ class TransactionLayer:
             return actions
         if self._completed.pop(key, None) is not None:
             return [TransportFailed(key), Terminated(key)]  # its FIFO entry goes stale
+        if key in self._accepted:
+            return [TransportFailed(key)]  # RFC 6026: Accepted stays, absorbing
         return []
 
     # -- input from the TU --------------------------------------------------------
@@ -224,6 +244,11 @@ class TransactionLayer:
             return actions
         if not key.server or tx is not None:
             raise TransactionError(f"{key} is not a server transaction")
+        accepted = self._accepted.get(key)
+        if accepted is not None:
+            if response_event(response.status) is not Event.SUCCESS:
+                raise TransactionError(f"only a 2xx may follow the 2xx in {key}")
+            return [Send(response, Peer(*accepted), bytes(response))]  # the TU's retransmission
         if key in self._completed and response_event(response.status) is Event.PROVISIONAL:
             raise TransactionError(f"provisional response after the final in {key}")
         return []
@@ -245,6 +270,9 @@ class TransactionLayer:
         fifo = self._fifo_top()
         if fifo is not None and (best is None or fifo < best):
             best = fifo
+        accepted = self._accepted_top()
+        if accepted is not None and (best is None or accepted < best):
+            best = accepted
         if self._sweep_at is not None and (best is None or self._sweep_at < best):
             best = self._sweep_at
         return best
@@ -256,10 +284,16 @@ class TransactionLayer:
             heap = self._heap_top()
             fifo = self._fifo_top()
             sweep = self._sweep_at
-            first = min((d for d in (heap, fifo, sweep) if d is not None), default=None)
+            accepted = self._accepted_top()
+            candidates = (heap, fifo, sweep, accepted)
+            first = min((d for d in candidates if d is not None), default=None)
             if first is None or first > now:
                 return actions
-            if first == heap:
+            if first == accepted:
+                _, plain = self._accepted_fifo.popleft()
+                del self._accepted[plain]  # Timer L or M
+                actions.append(Terminated(TransactionKey._make(plain)))
+            elif first == heap:
                 _, key = heapq.heappop(self._heap)
                 del self._scheduled[key]
                 tx = self._live[key]
@@ -283,6 +317,9 @@ class TransactionLayer:
         while deadline is not None and deadline <= now:
             actions.extend(tx.handle_timer(now))
             deadline = tx.next_deadline()
+        if deadline is not None and _accepted(tx):
+            self._make_compact(key, tx, deadline)
+            return
         if tx.terminated:
             if self._live.get(key) is tx:
                 del self._live[key]
@@ -298,6 +335,25 @@ class TransactionLayer:
             if len(self._heap) > 64 and len(self._heap) > 4 * len(self._scheduled):
                 self._heap = [(d, k) for k, d in self._scheduled.items()]
                 heapq.heapify(self._heap)
+
+    def _make_compact(self, key: TransactionKey, tx: Transaction, expiry: float) -> None:
+        """Replace an Accepted INVITE machine by a compact entry until Timer L/M."""
+        if self._live.get(key) is tx:
+            del self._live[key]
+        self._scheduled.pop(key, None)
+        plain: _PlainKey = tuple.__new__(tuple, key)
+        peer = tx.peer
+        self._accepted[plain] = (peer.transport, peer.host, peer.port, peer.connection)
+        self._accepted_fifo.append((expiry, plain))
+
+    def _accepted_top(self) -> float | None:
+        fifo = self._accepted_fifo
+        while fifo:
+            expires, key = fifo[0]
+            if key in self._accepted:
+                return expires
+            fifo.popleft()  # stale: cannot happen today, kept for symmetry with _completed
+        return None
 
     def _left_waiting(self) -> None:
         self._waiting -= 1
@@ -346,3 +402,12 @@ class TransactionLayer:
             self._sweep_at = None
         else:
             self._sweep_at = max(oldest + wait, now + wait / _SWEEP_FRACTION)
+
+
+def _accepted(tx: Transaction) -> bool:
+    """An INVITE transaction in RFC 6026 Accepted (only Timer L or M is armed)."""
+    if type(tx) is InviteServer:
+        return tx.state is InviteServerState.ACCEPTED
+    if type(tx) is InviteClient:
+        return tx.state is InviteClientState.ACCEPTED
+    return False
