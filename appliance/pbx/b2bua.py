@@ -83,6 +83,7 @@ from appliance.sip.dialog_table import DialogTable
 from appliance.sip.errors import ParseError
 from appliance.sip.headers import Via
 from appliance.sip.message import Header, Request, Response, make_response
+from appliance.sip.parser import parse_message
 from appliance.sip.transaction import (
     Action,
     Send,
@@ -155,6 +156,10 @@ class B2bua:
         self._by_dialog_call_id: dict[str, Call] = {}  # both legs' Call-IDs
         self._client: dict[TransactionKey, tuple[Call, Purpose, SipLeg | Fork | None]] = {}
         self._by_leg_id: dict[str, Call] = {}
+        # Fork INVITEs of ended calls, as bytes, until their transaction ends: a 2xx
+        # that still comes gets ACK and BYE. Bytes, not the call: an ended call must not
+        # stay alive (with its SDP and media objects) for Timer M's 32 s.
+        self._ended_forks: dict[TransactionKey, tuple[bytes, Peer]] = {}
         self._heap: list[tuple[float, int]] = []
         self._next_number = 1
         self._now = 0.0  # the latest entry point's time, for responses sent deep inside
@@ -245,7 +250,11 @@ class B2bua:
         self._now = now
         entry = self._client.get(key) if key is not None else None
         if entry is None:
-            self._stray_response(key, response, now, out)
+            ended = self._ended_forks.get(key) if key is not None else None
+            if ended is not None and 200 <= response.status < 300:
+                self._end_unwanted(ended, response, now, out)
+            else:
+                self._stray_response(key, response, now, out)
             return out
         call, purpose, target = entry
         try:
@@ -287,6 +296,7 @@ class B2bua:
         """The layer forgot a transaction: so do we."""
         self._client.pop(key, None)
         self._by_server_key.pop(key, None)
+        self._ended_forks.pop(key, None)
 
     def hang_up_all(self, now: float) -> list[B2buaAction]:
         """End every call, as the appliance shuts down (Q.850 41, temporary failure:
@@ -732,6 +742,27 @@ class B2bua:
         bye = dialog.request("BYE", now, extra_headers=[self._header], rng=self._rng)
         self._send_in_dialog(call, None, bye, fork.peer, Purpose.BYE, now, out)
 
+    def _end_unwanted(
+        self, ended: tuple[bytes, Peer], response: Response, now: float, out: list[B2buaAction]
+    ) -> None:
+        """A 2xx to a fork of a call that is over: ACK it and BYE the dialog it made."""
+        data, peer = ended
+        invite = parse_message(data)
+        if not isinstance(invite, Request):
+            return
+        try:
+            dialog = Dialog.from_uac(invite, response, now=now)
+        except DialogError as exc:
+            log.info("cannot end an unwanted 2xx: %s", exc)
+            return
+        out.append(Send(dialog.ack_for_2xx(response, rng=self._rng), peer))
+        bye = dialog.request("BYE", now, extra_headers=[self._header], rng=self._rng)
+        try:
+            _, actions = self.layer.request(bye, peer, now)
+        except TransactionError:
+            return
+        out.extend(actions)
+
     def _stray_response(
         self, key: TransactionKey | None, response: Response, now: float, out: list[B2buaAction]
     ) -> None:
@@ -1056,6 +1087,10 @@ class B2bua:
 
     def _forget(self, call: Call) -> None:
         self._calls.pop(call.number, None)
+        self._by_server_key.pop(call.a_key, None)
+        for fork in call.forks:
+            if self._client.pop(fork.key, None) is not None:
+                self._ended_forks[fork.key] = (bytes(fork.invite), fork.peer)
         for leg in (call.a, call.b):
             if leg is not None and leg.dialog is not None:
                 self._dialogs.remove(leg.dialog.id)

@@ -630,3 +630,23 @@ def test_shutdown_hangs_up_every_call_with_a_cdr() -> None:
     (done,) = rig.finished
     assert done.record.cause is Cause.TEMPORARY_FAILURE
     assert done.record.ended_by is Side.SYSTEM and len(rig.calls) == 0
+
+
+def test_a_fork_answering_after_the_call_ended_gets_ack_and_bye() -> None:
+    rig = Rig()
+    invite = rig.invite()
+    (b_invite,) = rig.requests(BOB1, "INVITE")
+    rig.answer(BOB1, b_invite, 180, "b1")
+    rig.deliver(
+        f"CANCEL sip:102@{REALM} SIP/2.0\r\nVia: {invite.get('Via')}\r\n"
+        f"From: {invite.get('From')}\r\nTo: {invite.get('To')}\r\nCall-ID: call-a\r\n"
+        "CSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n",
+        ALICE,
+    )
+    assert len(rig.calls) == 0 and rig.finished  # the call is over and forgotten
+    rig.take(BOB1)
+    rig.answer(BOB1, b_invite, 200, "b1", sdp_answer(BOB1.host))  # crossed our CANCEL
+    (ack,) = rig.requests(BOB1, "ACK")
+    (bye,) = rig.requests(BOB1, "BYE")
+    assert ack.call_id == bye.call_id == b_invite.call_id
+    assert bye.to_addr().tag == "b1"
