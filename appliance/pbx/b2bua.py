@@ -217,10 +217,8 @@ class B2bua:
             elif method == "BYE":
                 out.extend(self._reply(key, request, 200, dialog=dialog))
                 self._end(call, Hangup(_cause_of(request)), leg.side, now, out, informed=leg.side)
-            elif method == "INVITE":
+            elif method in ("INVITE", "UPDATE"):
                 self._reinvite(call, leg, key, request, now, out)
-            elif method == "UPDATE":
-                self._update(call, leg, key, request, now, out)
             elif method == "INFO":
                 self._info(call, leg, key, request, now, out)
             elif method == "PRACK":
@@ -816,37 +814,20 @@ class B2bua:
         now: float,
         out: list[B2buaAction],
     ) -> None:
+        """A re-INVITE or an UPDATE from a phone in the call: an offer we answer
+        ourselves (we anchor the media) and a hold or resume we pass on; without an
+        offer, a session refresh."""
         offer = sdp_of(request)
         if leg.timer is not None:
             leg.timer.refreshed(now)
         extra = self._refresh_headers(leg)
         if offer is None:
-            # An offerless re-INVITE (often a session refresh): our current SDP is the
-            # offer, the answer comes in the ACK.
-            session = leg.local_sdp
-            leg.offer_sent = session
-            body = session if session is not None else None
+            body: SessionDescription | None = None
+            if request.method == "INVITE":
+                # An offerless re-INVITE: our current SDP is the offer, the answer
+                # comes in the ACK. An offerless UPDATE carries no SDP either way.
+                body = leg.offer_sent = leg.local_sdp
             out.extend(self._reply_in_dialog(leg, key, request, 200, extra, body, now))
-            return
-        answer = self._answer_offer(call, leg, offer)
-        out.extend(self._reply_in_dialog(leg, key, request, 200, extra, answer, now))
-        self._hold_changed(call, leg, is_hold(offer), now, out)
-
-    def _update(
-        self,
-        call: Call,
-        leg: SipLeg,
-        key: TransactionKey,
-        request: Request,
-        now: float,
-        out: list[B2buaAction],
-    ) -> None:
-        offer = sdp_of(request)
-        if leg.timer is not None:
-            leg.timer.refreshed(now)
-        extra = self._refresh_headers(leg)
-        if offer is None:
-            out.extend(self._reply_in_dialog(leg, key, request, 200, extra, None, now))
             return
         answer = self._answer_offer(call, leg, offer)
         out.extend(self._reply_in_dialog(leg, key, request, 200, extra, answer, now))

@@ -650,3 +650,19 @@ def test_a_fork_answering_after_the_call_ended_gets_ack_and_bye() -> None:
     (bye,) = rig.requests(BOB1, "BYE")
     assert ack.call_id == bye.call_id == b_invite.call_id
     assert bye.to_addr().tag == "b1"
+
+
+def test_hold_by_update_is_answered_and_passed_on() -> None:
+    rig = Rig()
+    _, ok, _ = rig.connect()
+    hold = OFFER.replace("o=alice 1 1", "o=alice 1 2").replace("a=sendrecv", "a=inactive")
+    rig.in_dialog(ALICE, ok, "UPDATE", 3, hold)
+    (answer,) = rig.responses(ALICE)
+    assert answer.status == 200 and b"a=inactive" in answer.body
+    assert rig.media.params["1a"].direction is StreamDirection.INACTIVE
+    (reinvite,) = rig.requests(BOB1, "INVITE")
+    assert b"a=sendonly" in reinvite.body
+    rig.take(ALICE)
+    rig.in_dialog(ALICE, ok, "UPDATE", 4)  # no SDP: a session refresh
+    (refreshed,) = rig.responses(ALICE)
+    assert refreshed.status == 200 and not refreshed.body
