@@ -222,7 +222,8 @@ class B2bua:
             elif method == "INFO":
                 self._info(call, leg, key, request, now, out)
             elif method == "PRACK":
-                out.extend(self._reply(key, request, 200, dialog=dialog))
+                status = 200 if self._prack(call, request) else 481
+                out.extend(self._reply(key, request, status, dialog=dialog))
             else:  # OPTIONS in a dialog: a keep-alive
                 out.extend(self._reply(key, request, 200, [("Allow", ALLOW)], dialog=dialog))
         except (ParseError, DialogError) as exc:  # NegotiationError (488) included
@@ -366,6 +367,14 @@ class B2bua:
             log.info("call %d: no answer in %.0f s", call.number, self.config.no_answer_timeout)
             self._end(call, Fail(Cause.NO_ANSWER), Side.SYSTEM, now, out)
             return
+        if call.unacked is not None and call.unacked_next is not None:
+            if call.unacked_next <= now:
+                if call.unacked_interval >= 32 * self.layer.timers.t1:
+                    call.unacked_next = None  # 64*T1 in all: give up resending, go on
+                else:
+                    out.append(Send(call.unacked, call.a.peer))
+                    call.unacked_interval *= 2
+                    call.unacked_next = now + call.unacked_interval
         for leg in (call.a, call.b):
             if leg is None or call.ended:
                 continue
@@ -482,6 +491,8 @@ class B2bua:
             b_media=b_media,
             log=CallLog(),
         )
+        call.reliable = supports(request, "100rel")
+        call.rseq = self._rng.randrange(1, 2**31)
         call.log.record(
             Setup(Party(caller, from_addr.display_name), callee, None, request.call_id),
             Side.CALLER,
@@ -624,6 +635,8 @@ class B2bua:
         elif call.log.state is CallState.ROUTING:
             call.log.record(Progress(ringing), Side.CALLEE, now)
         status = 183 if response.status == 183 else 180
+        if call.unacked is not None:
+            return  # RFC 3262 §3: no second reliable 18x before the first is PRACKed
         call.answer_sent_early = True
         out.extend(self._reply_to_caller(call, status, body=call.a_answer, now=now))
 
@@ -1119,6 +1132,10 @@ class B2bua:
             headers.append(("Allow", ALLOW))
         if body is not None:
             headers.append(("Content-Type", SDP_TYPE))
+        if 100 < status < 200 and call.reliable:
+            call.rseq += 1
+            headers.append(("Require", "100rel"))
+            headers.append(("RSeq", str(call.rseq)))
         response = make_response(
             call.a_invite,
             status,
@@ -1134,7 +1151,30 @@ class B2bua:
             call.a.dialog.response_sent(response, now)
         if 200 <= status < 300 and not call.a.peer.reliable:
             call.a.retransmit = TwoXxRetransmitter(response, now, self.layer.timers)
+        if status >= 200:
+            call.unacked = call.unacked_next = None  # a final response ends the resends
+        elif 100 < status and call.reliable:
+            call.unacked = response
+            if not call.a.peer.reliable:  # RFC 3262 §3: T1, doubling, for 64*T1
+                call.unacked_interval = self.layer.timers.t1
+                call.unacked_next = now + call.unacked_interval
         return self._send_response(call.a_key, response, now)
+
+    @staticmethod
+    def _prack(call: Call, prack: Request) -> bool:
+        """The caller's PRACK (RFC 3262 §3): does its RAck name our pending 18x?"""
+        pending = call.unacked
+        if pending is None:
+            return False
+        parts = (prack.get("RAck") or "").split()
+        try:
+            cseq = call.a_invite.cseq().number
+        except ParseError:
+            return False
+        if parts != [pending.get("RSeq") or "", str(cseq), "INVITE"]:
+            return False
+        call.unacked = call.unacked_next = None
+        return True
 
     def _reply_in_dialog(
         self,
@@ -1235,7 +1275,7 @@ class B2bua:
 def _deadline(call: Call) -> float | None:
     if call.ended:
         return None
-    times = [call.no_answer_at]
+    times = [call.no_answer_at, call.unacked_next]
     for leg in (call.a, call.b):
         if leg is None:
             continue

@@ -12,7 +12,7 @@ from appliance.pbx.session_timer import SessionTimer
 from appliance.sdp.session import SessionDescription
 from appliance.sip.dialog import Dialog
 from appliance.sip.dialog_retransmit import TwoXxRetransmitter
-from appliance.sip.message import Request
+from appliance.sip.message import Request, Response
 from appliance.sip.transaction import TransactionKey
 from appliance.sip.transport import Peer
 
@@ -101,5 +101,12 @@ class Call:
     answer_sent_early: bool = False  # the caller has our SDP answer in a 18x
     no_answer_at: float | None = None
     ended: bool = False
+    # RFC 3262 towards the caller: its INVITE allows 100rel, so our 18x are reliable;
+    # one at a time, resent (UDP) until the caller's PRACK.
+    reliable: bool = False
+    rseq: int = 0
+    unacked: Response | None = None  # our reliable 18x awaiting PRACK
+    unacked_next: float | None = None
+    unacked_interval: float = 0.0
     best_failure: int | None = None  # the final status to give the caller if all forks fail
     reason: str | None = None  # Reason header from the failing fork, passed on

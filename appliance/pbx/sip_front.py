@@ -48,9 +48,9 @@ from appliance.sip.transport import Peer
 
 log = logging.getLogger(__name__)
 
-# Option tags we honour in Require (RFC 3261 §20.37). 100rel is not among them: we
-# PRACK the callee's reliable provisionals but send none of our own.
-SUPPORTED: Final = frozenset({"path", "timer"})
+# Option tags we honour in Require (RFC 3261 §20.37): 100rel, since our 18x to a
+# caller that allows it are reliable (RFC 3262).
+SUPPORTED: Final = frozenset({"path", "timer", "100rel"})
 NOT_SERVED: Final = 501  # Not Implemented, after authentication
 
 

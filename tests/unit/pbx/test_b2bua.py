@@ -666,3 +666,30 @@ def test_hold_by_update_is_answered_and_passed_on() -> None:
     rig.in_dialog(ALICE, ok, "UPDATE", 4)  # no SDP: a session refresh
     (refreshed,) = rig.responses(ALICE)
     assert refreshed.status == 200 and not refreshed.body
+
+
+def test_reliable_ringing_to_a_caller_that_allows_100rel_until_its_prack() -> None:
+    rig = Rig()
+    invite = rig.invite(extra="Supported: 100rel\r\n")
+    (b_invite,) = rig.requests(BOB1, "INVITE")
+    rig.answer(BOB1, b_invite, 180, "b1")
+    (ringing,) = rig.responses(ALICE)
+    assert ringing.get("Require") == "100rel" and ringing.get("RSeq") is not None
+    rig.take(ALICE)
+    rig.answer(BOB1, b_invite, 180, "b1")
+    assert not rig.responses(ALICE)  # no second reliable 18x before the PRACK
+    rig.advance(0.6)
+    assert [r.status for r in rig.responses(ALICE)] == [180]  # resent at T1
+    rig.take(ALICE)
+    rack = f"RAck: {ringing.get('RSeq')} {invite.cseq().number} INVITE\r\n"
+    rig.deliver(
+        f"PRACK sip:yakyak@{PBX[0]} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {ALICE.host}:{ALICE.port};branch=z9hG4bKpr1\r\n"
+        f"From: {ringing.get('From')}\r\nTo: {ringing.get('To')}\r\nCall-ID: call-a\r\n"
+        f"CSeq: 3 PRACK\r\n{rack}Content-Length: 0\r\n\r\n",
+        ALICE,
+    )
+    assert [r.status for r in rig.responses(ALICE)] == [200]
+    rig.take(ALICE)
+    rig.advance(3.0)
+    assert not rig.responses(ALICE)  # PRACKed: no more resends
