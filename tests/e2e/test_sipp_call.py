@@ -46,10 +46,16 @@ def _cdrs(data: Path, timeout: float = 5.0) -> list[sqlite3.Row]:
 
 @contextmanager
 def sipp_callee(
-    server: YakyakServer, sipp: SippRunner, ext: Extension, scenario: str, run_dir: Path
+    server: YakyakServer,
+    sipp: SippRunner,
+    ext: Extension,
+    scenario: str,
+    run_dir: Path,
+    contacts: int = 1,
 ) -> Iterator[subprocess.Popen[str]]:
     """Register ``ext`` from a free port with sipp, then run ``scenario`` as a sipp UAS on
-    that port in the background; yields it, and makes sure it is gone afterwards."""
+    that port in the background; yields it, and makes sure it is gone afterwards.
+    ``contacts``: how many phones ``ext`` has registered once this one has."""
     run_dir.mkdir()
     (run_dir / "users.csv").write_text(
         f"SEQUENTIAL\n{ext.number};{server.domain};"
@@ -96,7 +102,8 @@ def sipp_callee(
         text=True,
     )
     try:
-        assert server.wait_for_contacts({ext.number: 1}, timeout=10.0)[ext.number] == 1
+        seen = server.wait_for_contacts({ext.number: contacts}, timeout=10.0)
+        assert seen[ext.number] == contacts
         yield uas
     finally:
         if uas.poll() is None:
@@ -177,3 +184,19 @@ def test_unanswered_call_times_out_with_480(
     (row,) = _cdrs(server.data)
     assert row["disposition"] == "no-answer" and row["hangup_cause"] == 19
     assert row["hangup_by"] == "system"
+
+
+def test_two_phones_ring_the_first_to_answer_wins_the_other_is_cancelled(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_server
+    bob = server.extensions[1]
+    with (
+        sipp_callee(server, sipp, bob, "call_uas_ring.xml", tmp_path / "desk") as desk,
+        sipp_callee(server, sipp, bob, "call_uas.xml", tmp_path / "soft", contacts=2) as soft,
+    ):
+        call(server, sipp, "call_uac.xml", bob.number)
+        finished(soft, tmp_path / "soft")  # answered, talked, got the BYE
+        finished(desk, tmp_path / "desk")  # rang, got our CANCEL, answered it 200 + 487
+    (row,) = _cdrs(server.data)
+    assert row["disposition"] == "answered" and row["a_packets_in"] >= 100
