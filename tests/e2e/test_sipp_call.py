@@ -200,3 +200,23 @@ def test_two_phones_ring_the_first_to_answer_wins_the_other_is_cancelled(
         finished(desk, tmp_path / "desk")  # rang, got our CANCEL, answered it 200 + 487
     (row,) = _cdrs(server.data)
     assert row["disposition"] == "answered" and row["a_packets_in"] >= 100
+
+
+def test_dtmf_by_sip_info_reaches_the_call_as_a_digit(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    """The caller sends digit 5 by SIP INFO; the callee negotiated telephone-event, so the
+    PBX sends it on as RFC 4733 events (the media engine's own tests check the packets);
+    here the digit must show in the caller's DTMF stream, which the PBX logs."""
+    server = yakyak_server
+    bob = server.extensions[1]
+    mark = server.log_mark()
+    with sipp_callee(server, sipp, bob, "call_uas.xml", tmp_path / "uas") as uas:
+        call(server, sipp, "call_uac_info.xml", bob.number)
+        finished(uas, tmp_path / "uas")
+    line = server.wait_for_log(r"DTMF 5 from the caller \(info, 160 ms\)", 5.0, since=mark)
+    assert line is not None, server.log()[-2000:]
+    # Towards the callee went everything relayed from the caller plus the event packets
+    # we generated for the digit (RFC 4733: updates every 20 ms, then 3 end packets).
+    (row,) = _cdrs(server.data)
+    assert row["b_packets_out"] >= row["a_packets_in"] + 4, dict(row)
