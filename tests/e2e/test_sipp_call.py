@@ -220,3 +220,15 @@ def test_dtmf_by_sip_info_reaches_the_call_as_a_digit(
     # we generated for the digit (RFC 4733: updates every 20 ms, then 3 end packets).
     (row,) = _cdrs(server.data)
     assert row["b_packets_out"] >= row["a_packets_in"] + 4, dict(row)
+
+
+def test_a_caller_that_allows_100rel_gets_a_reliable_180_and_its_prack_is_answered(
+    yakyak_server: YakyakServer, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_server
+    bob = server.extensions[1]
+    with sipp_callee(server, sipp, bob, "call_uas_ring.xml", tmp_path / "uas") as uas:
+        call(server, sipp, "call_uac_100rel.xml", bob.number)
+        finished(uas, tmp_path / "uas")  # the caller then cancelled: our CANCEL reached it
+    (row,) = _cdrs(server.data)
+    assert row["disposition"] == "cancelled"
