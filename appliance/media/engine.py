@@ -49,10 +49,8 @@ timer callback, so call control may close legs in its handler.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +65,7 @@ from appliance.media.ports import PortPool, PortPoolError
 from appliance.media.quality import RemoteReports, quality_report
 from appliance.media.relay import LatchConfig, RelayLeg, RtpEndpoint, rtcp_path, rtp_path
 from appliance.media.tone_player import ToneBank, tone_kind
+from appliance.net.routes import SourceAddresses
 from appliance.pbx.call_events import DTMF_DIGITS, Dtmf
 from appliance.pbx.media_port import (
     DtmfDetected,
@@ -87,10 +86,6 @@ Address = tuple[str, int]
 _WE_SEND: Final = frozenset({StreamDirection.SENDRECV, StreamDirection.SENDONLY})
 _PHONE_SENDS: Final = frozenset({StreamDirection.SENDRECV, StreamDirection.RECVONLY})
 _CODECS: Final = {codec.name: codec for codec in Codec}
-# Where a probe socket "connects" when the peer is not an address literal: no packet
-# is sent, the kernel only picks the source address of its default route.
-_DEFAULT_ROUTE_PROBE: Final = {4: "192.0.2.1", 6: "2001:db8::1"}  # RFC 5737, RFC 3849
-_HOST_CACHE_LIMIT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +182,7 @@ class UdpMediaEngine:
         self._clock = MediaClock(loop, self._tick, self.config.clock)
         self._sweep_at: float | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
-        self._local_hosts: dict[str, str] = {}
+        self._sources = SourceAddresses(prefer_v6=self._v6)
         self._closing: set[asyncio.Future[None]] = set()
 
     @property
@@ -413,30 +408,7 @@ class UdpMediaEngine:
         address the kernel routes from towards ``peer_host``."""
         if not self._wildcard:
             return self._bind_host
-        cached = self._local_hosts.get(peer_host)
-        if cached is not None:
-            return cached
-        try:
-            ip = ipaddress.ip_address(peer_host)
-        except ValueError:  # a name: resolving it here would block the loop
-            version = 6 if self._v6 else 4
-            target = _DEFAULT_ROUTE_PROBE[version]
-        else:
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                ip = ip.ipv4_mapped
-            version, target = ip.version, str(ip)
-        family = socket.AF_INET6 if version == 6 else socket.AF_INET
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                probe.connect((target, 9))  # UDP connect sends nothing; it picks a route
-                host = str(probe.getsockname()[0])
-        except OSError as exc:
-            log.warning("no route to %s for RTP: %s", peer_host, exc)
-            return "::1" if version == 6 else "127.0.0.1"
-        if len(self._local_hosts) >= _HOST_CACHE_LIMIT:
-            self._local_hosts.clear()
-        self._local_hosts[peer_host] = host
-        return host
+        return self._sources.towards(peer_host)
 
     # -- generated media -----------------------------------------------------------
 

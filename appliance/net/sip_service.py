@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+from appliance.net.routes import SourceAddresses
 from appliance.pbx.b2bua import CallFinished
 from appliance.pbx.media_port import MediaEvent
 from appliance.pbx.sip_front import FrontAction, Locked, Persist, SipFront
@@ -55,7 +56,7 @@ class SipService:
         self._on_persist = on_persist
         self._on_locked = on_locked
         self._on_call = on_call or (lambda finished: None)
-        self._routes: dict[str, str] = {}  # peer host -> our source address towards it
+        self._sources = SourceAddresses()
         self._by_address: dict[tuple[str, int], int] = {}  # stream peer -> connection id
         self._udp: dict[int, asyncio.DatagramTransport] = {}
         self._streams: dict[int, _SipStream] = {}
@@ -136,18 +137,7 @@ class SipService:
             listener = self.listeners[0]
         if listener.host not in ("0.0.0.0", "::"):
             return listener.host, listener.port
-        host = self._routes.get(peer.host)
-        if host is None:
-            family = socket.AF_INET6 if ":" in peer.host else socket.AF_INET
-            try:
-                with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                    probe.connect((peer.host, peer.port or 5060))
-                    host = str(probe.getsockname()[0])
-            except OSError:
-                host = "127.0.0.1" if family == socket.AF_INET else "::1"
-            if len(self._routes) > 1024:
-                self._routes.clear()
-            self._routes[peer.host] = host
+        host = self._sources.towards(peer.host)
         return host, listener.port
 
     # -- actions out ---------------------------------------------------------------

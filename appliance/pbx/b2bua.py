@@ -744,14 +744,21 @@ class B2bua:
         self, call: Call, fork: Fork, response: Response, now: float, out: list[B2buaAction]
     ) -> None:
         """A 2xx we do not want (a losing fork, a call already over): ACK, then BYE."""
+        bye = self._ack_unwanted(fork.invite, fork.peer, response, now, out)
+        if bye is not None:
+            self._send_in_dialog(call, None, bye, fork.peer, Purpose.BYE, now, out)
+
+    def _ack_unwanted(
+        self, invite: Request, peer: Peer, response: Response, now: float, out: list[B2buaAction]
+    ) -> Request | None:
+        """ACK a 2xx to ``invite`` we do not want; returns the BYE that ends its dialog."""
         try:
-            dialog = Dialog.from_uac(fork.invite, response, now=now)
+            dialog = Dialog.from_uac(invite, response, now=now)
         except DialogError as exc:
-            log.info("call %d: cannot end an unwanted 2xx: %s", call.number, exc)
-            return
-        out.append(Send(dialog.ack_for_2xx(response, rng=self._rng), fork.peer))
-        bye = dialog.request("BYE", now, extra_headers=[self._header], rng=self._rng)
-        self._send_in_dialog(call, None, bye, fork.peer, Purpose.BYE, now, out)
+            log.info("cannot end an unwanted 2xx: %s", exc)
+            return None
+        out.append(Send(dialog.ack_for_2xx(response, rng=self._rng), peer))
+        return dialog.request("BYE", now, extra_headers=[self._header], rng=self._rng)
 
     def _end_unwanted(
         self, ended: tuple[bytes, Peer], response: Response, now: float, out: list[B2buaAction]
@@ -761,13 +768,9 @@ class B2bua:
         invite = parse_message(data)
         if not isinstance(invite, Request):
             return
-        try:
-            dialog = Dialog.from_uac(invite, response, now=now)
-        except DialogError as exc:
-            log.info("cannot end an unwanted 2xx: %s", exc)
+        bye = self._ack_unwanted(invite, peer, response, now, out)
+        if bye is None:
             return
-        out.append(Send(dialog.ack_for_2xx(response, rng=self._rng), peer))
-        bye = dialog.request("BYE", now, extra_headers=[self._header], rng=self._rng)
         try:
             _, actions = self.layer.request(bye, peer, now)
         except TransactionError:
