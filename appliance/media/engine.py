@@ -52,20 +52,26 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from appliance.dsp.g711 import Codec
+import numpy as np
+import numpy.typing as npt
+
+from appliance.dsp.g711 import Codec, decode
 from appliance.dsp.tones import ToneKind
 from appliance.media.clock import ClockConfig, MediaClock
 from appliance.media.digits import EventDigits, InbandDigits
 from appliance.media.outbound import OutboundStream
+from appliance.media.playback import ClipLoader, Playback
 from appliance.media.ports import PortPool, PortPoolError
 from appliance.media.quality import RemoteReports, quality_report
+from appliance.media.recorder import Recorder
 from appliance.media.relay import LatchConfig, RelayLeg, RtpEndpoint, rtcp_path, rtp_path
 from appliance.media.tone_player import ToneBank, tone_kind
 from appliance.net.routes import SourceAddresses
+from appliance.pbx.app_events import PlayItem, RecordEnd
 from appliance.pbx.call_events import DTMF_DIGITS, Dtmf
 from appliance.pbx.media_port import (
     DtmfDetected,
@@ -73,11 +79,14 @@ from appliance.pbx.media_port import (
     MediaEvent,
     MediaLeg,
     MediaUnavailable,
+    PlaybackFinished,
+    RecordedAudio,
+    RecordingStopped,
     RtpStopped,
     StreamDirection,
     StreamParams,
 )
-from appliance.rtp.packet import HEADER_SIZE, seq_after
+from appliance.rtp.packet import HEADER_SIZE, RtpError, RtpPacket, seq_after
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +133,9 @@ class _Leg:
         self.remote = RemoteReports()
         self.timeout_reported_for: float | None = None  # the silence already reported
         self.report: LegQualityReport | None = None  # set once closed
+        self.playback: Playback | None = None
+        self.playback_marker = True
+        self.recorder: Recorder | None = None
 
     @property
     def leg_id(self) -> str:
@@ -146,7 +158,11 @@ class _Leg:
 
     @property
     def generating(self) -> bool:
-        return self.tone is not None or (self.stream is not None and self.stream.has_events)
+        return (
+            self.tone is not None
+            or self.playback is not None
+            or (self.stream is not None and self.stream.has_events)
+        )
 
 
 class UdpMediaEngine:
@@ -165,6 +181,7 @@ class UdpMediaEngine:
         rng: random.Random | None = None,
         wallclock: Callable[[], float] = time.time,
         tones: ToneBank | None = None,
+        clips: ClipLoader | None = None,
     ) -> None:
         self._loop = loop
         self._pool = pool
@@ -177,6 +194,7 @@ class UdpMediaEngine:
         self._rng = rng or random.Random()
         self._wallclock = wallclock  # for SR NTP timestamps only (RFC 3550 §6.4.1)
         self._tones = tones or ToneBank(country)  # encodes every tone now, not mid-call
+        self._clips = clips or _no_clips
         self._legs: dict[str, _Leg] = {}
         self._generating: dict[str, _Leg] = {}
         self._clock = MediaClock(loop, self._tick, self.config.clock)
@@ -267,6 +285,43 @@ class UdpMediaEngine:
         self._start_generating(state, t)
         self._update_mute(state)
 
+    def play(
+        self, leg: MediaLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
+    ) -> None:
+        state = self._state(leg)
+        playback = state.playback
+        if playback is None or playback.loop != loop:
+            playback = state.playback = Playback(self._clips, state.relay.codec, loop)
+            state.playback_marker = True
+        playback.add(items, language)
+        _, t = self._next_tick()
+        self._start_generating(state, t)
+        self._update_mute(state)
+
+    def stop_playback(self, leg: MediaLeg) -> bool:
+        state = self._state(leg)
+        if state.playback is None:
+            return False
+        state.playback = None
+        self._update_mute(state)
+        return True
+
+    def record(self, leg: MediaLeg, max_seconds: float, silence_seconds: float) -> None:
+        state = self._state(leg)
+        state.recorder = Recorder(max_seconds, silence_seconds)
+        self._rewire(state)  # the receive path binds the audio tap
+
+    def stop_recording(
+        self, leg: MediaLeg, end: RecordEnd = RecordEnd.STOPPED
+    ) -> RecordedAudio | None:
+        state = self._state(leg)
+        recorder = state.recorder
+        if recorder is None:
+            return None
+        state.recorder = None
+        self._rewire(state)
+        return recorder.finish(end)
+
     def send_dtmf(self, leg: MediaLeg, digit: str, duration_ms: int) -> None:
         state = self._state(leg)
         if digit not in DTMF_DIGITS:
@@ -285,6 +340,8 @@ class UdpMediaEngine:
             return leg.report  # closing twice is harmless
         state = self._state(leg)
         state.tone = None
+        state.playback = None
+        state.recorder = None
         if state.stream is not None:
             state.stream.clear_events()
         self._generating.pop(state.leg_id, None)
@@ -359,7 +416,27 @@ class UdpMediaEngine:
         relay.event_tap = None
         inband = leg.inband
         events = leg.events
-        if inband is not None:
+        recorder = leg.recorder
+        if recorder is not None:
+
+            def record_tap(data: bytes, now: float) -> None:
+                if inband is not None:
+                    for dtmf in inband.feed(relay.codec, data):
+                        self._emit(DtmfDetected(leg.leg_id, dtmf, relay_as_info=False))
+                if leg.recorder is not recorder:
+                    return
+                try:
+                    payload = RtpPacket.parse(data).payload
+                except RtpError:
+                    return
+                end = recorder.feed(decode(relay.codec, payload))
+                if end is not None:
+                    leg.recorder = None
+                    self._rewire(leg)
+                    self._emit(RecordingStopped(leg.leg_id, recorder.finish(end)))
+
+            relay.audio_tap = record_tap
+        elif inband is not None:
 
             def audio_tap(data: bytes, now: float) -> None:
                 for dtmf in inband.feed(relay.codec, data):
@@ -380,7 +457,7 @@ class UdpMediaEngine:
         relay.rtcp_tap = rtcp_tap
 
     def _update_mute(self, leg: _Leg) -> None:
-        leg.relay.mute = leg.tone is not None or not leg.may_send
+        leg.relay.mute = leg.tone is not None or leg.playback is not None or not leg.may_send
 
     def _report_events(self, leg: _Leg, digits: list[Dtmf]) -> None:
         if not digits:
@@ -495,6 +572,8 @@ class UdpMediaEngine:
                     leg.tone_marker = False
                     if rtp.send(data, target):
                         leg.generated_sent += 1
+            elif leg.playback is not None:
+                self._play_frame(leg, leg.playback, stream, target, t)
             if stream.has_events:
                 for data in stream.due_events(t, tolerance):
                     if target is not None and rtp.send(data, target):
@@ -503,6 +582,28 @@ class UdpMediaEngine:
                 del self._generating[leg.leg_id]
         if not self._generating:
             self._clock.stop()
+
+    def _play_frame(
+        self,
+        leg: _Leg,
+        playback: Playback,
+        stream: OutboundStream,
+        target: Address | None,
+        t: float,
+    ) -> None:
+        playback.codec = leg.relay.codec  # a re-INVITE may have changed it
+        frame = playback.next_frame()
+        if frame is None:
+            leg.playback = None
+            self._update_mute(leg)
+            self._emit(PlaybackFinished(leg.leg_id))
+            return
+        if target is None:
+            return
+        data = stream.audio(leg.relay.payload_type, frame, t, leg.playback_marker)
+        leg.playback_marker = False
+        if leg.endpoint.rtp.send(data, target):
+            leg.generated_sent += 1
 
     def _send_sr(self, leg: _Leg, stream: OutboundStream, t: float) -> None:
         """Our SR for the leg's stream, when we sent on it since the last one (RFC 3550
@@ -549,3 +650,7 @@ class UdpMediaEngine:
         if silent >= self.rtp_timeout and leg.timeout_reported_for != since:
             leg.timeout_reported_for = since  # once per silence
             self._emit(RtpStopped(leg.leg_id, silent))
+
+
+def _no_clips(item: PlayItem, language: str) -> list[npt.NDArray[np.int16]]:
+    raise LookupError("this engine was built without a prompt library")

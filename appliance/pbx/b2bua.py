@@ -25,7 +25,37 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Final
 
-from appliance.pbx.call import Call, Fork, Offer, Purpose, SipLeg
+from appliance.pbx.app_events import (
+    AppAction,
+    AppEvent,
+    CallerHungUp,
+    CancelTimer,
+    CheckPin,
+    DepositReason,
+    DigitPressed,
+    DiscardRecording,
+    HangUp,
+    LoadMailbox,
+    Play,
+    PlaybackDone,
+    Record,
+    RecordEnd,
+    SaveGreeting,
+    SetMessageStatus,
+    SetPin,
+    SetTimer,
+    StartMailboxAccess,
+    StartMenu,
+    StartVoicemail,
+    StopPlayback,
+    StopRecording,
+    StoreMessage,
+    TimerFired,
+    Transfer,
+    TransferFailed,
+)
+from appliance.pbx.call import AppSession, Call, Fork, Offer, Purpose, SipLeg
+from appliance.pbx.call_apps import AppRequest, AppTarget, CallApps, SaveRecording
 from appliance.pbx.call_events import (
     Answer,
     CallLog,
@@ -44,7 +74,13 @@ from appliance.pbx.call_events import (
 )
 from appliance.pbx.call_media import SDP_TYPE, local_media, media_offer, sdp_of, stream_params
 from appliance.pbx.causes import Cause, cause_for, parse_reason, reason_header, status_for
-from appliance.pbx.dialplan import Dialplan, ExtensionTarget, RejectTarget
+from appliance.pbx.dialplan import (
+    Dialplan,
+    ExtensionTarget,
+    IvrTarget,
+    RejectTarget,
+    VoicemailTarget,
+)
 from appliance.pbx.dtmf_info import PLAIN_TYPE, RELAY_TYPE, parse_info, relay_body
 from appliance.pbx.location import Binding
 from appliance.pbx.media_port import (
@@ -53,6 +89,9 @@ from appliance.pbx.media_port import (
     MediaEngine,
     MediaEvent,
     MediaUnavailable,
+    PlaybackFinished,
+    RecordedAudio,
+    RecordingStopped,
     RtpStopped,
     StreamParams,
 )
@@ -100,6 +139,16 @@ log = logging.getLogger(__name__)
 ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REGISTER"
 IN_DIALOG: Final = frozenset({"INVITE", "BYE", "INFO", "UPDATE", "PRACK", "OPTIONS"})
 MAX_CALLS: Final = 2000
+MAX_DETACHED_APPS: Final = 256  # hung-up calls whose application still saves a message
+_STORE_ACTIONS: Final = (
+    LoadMailbox,
+    CheckPin,
+    StoreMessage,
+    DiscardRecording,
+    SetMessageStatus,
+    SaveGreeting,
+    SetPin,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +158,9 @@ class CallConfig:
     min_se: int = MIN_SE_FLOOR
     max_calls: int = MAX_CALLS
     user_agent: str = "YakYak"
+    voicemail_own: str = "*97"  # dial-in to the caller's own mailbox
+    voicemail_any: str = "*98"  # dial-in to any mailbox (asks which)
+    music_on_hold: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +173,7 @@ class CallFinished:
     b: LegQualityReport | None
 
 
-B2buaAction = Action | CallFinished
+B2buaAction = Action | CallFinished | AppRequest | SaveRecording
 LocalAddress = Callable[[Peer], tuple[str, int]]
 
 
@@ -139,6 +191,7 @@ class B2bua:
         config: CallConfig | None = None,
         dialplan: Dialplan | None = None,
         wall_clock: Callable[[float], float] | None = None,
+        apps: CallApps | None = None,
     ) -> None:
         self.layer = layer
         self.registrar = registrar
@@ -150,6 +203,10 @@ class B2bua:
         self.config = config or CallConfig()
         self.dialplan = dialplan or Dialplan(())
         self._wall = wall_clock or (lambda now: now)
+        self.apps = apps
+        # Calls hung up while their application still had a message to save: the
+        # application lives on until the store has it (``app_event``).
+        self._detached: dict[int, Call] = {}
         self._dialogs = DialogTable()
         self._calls: dict[int, Call] = {}
         self._by_server_key: dict[TransactionKey, Call] = {}
@@ -329,6 +386,18 @@ class B2bua:
                 other = self._other(call, leg)
                 if other is not None:
                     self._send_info(call, other, event.dtmf, now, out)
+            self._app_digit(call, leg, event.dtmf.digit, now, out)
+        elif isinstance(event, PlaybackFinished):
+            session = call.app
+            if session is not None and leg is call.a and session.playing:
+                session.playing = False
+                self._app_run(call, session, [], now, out, [PlaybackDone(False)])
+        elif isinstance(event, RecordingStopped):
+            session = call.app
+            if session is not None and session.recording:
+                session.recording = False
+                out.append(SaveRecording(call.number, event.audio))
+        self._schedule(call)
         return out
 
     # -- timers ----------------------------------------------------------------------
@@ -362,11 +431,25 @@ class B2bua:
             heapq.heappush(self._heap, (deadline, call.number))
 
     def _timers(self, call: Call, now: float, out: list[B2buaAction]) -> None:
-        if call.no_answer_at is not None and call.no_answer_at <= now and not call.answered:
+        session = call.app
+        if session is not None and session.timer_at is not None and session.timer_at <= now:
+            session.timer_at = None
+            self._app_run(call, session, [], now, out, [TimerFired()])
+            if call.ended:
+                return
+        if call.no_answer_at is not None and call.no_answer_at <= now:
             call.no_answer_at = None
-            log.info("call %d: no answer in %.0f s", call.number, self.config.no_answer_timeout)
-            self._end(call, Fail(Cause.NO_ANSWER), Side.SYSTEM, now, out)
-            return
+            if session is not None and session.transferring is not None:
+                for fork in call.forks:
+                    self._send_cancel(call, fork, now, out)
+                self._transfer_failed(call, session, False, now, out)
+                return
+            if not call.answered:
+                log.info("call %d: no answer in %.0f s", call.number, self.config.no_answer_timeout)
+                if self._divert(call, DepositReason.NO_ANSWER, now, out):
+                    return
+                self._end(call, Fail(Cause.NO_ANSWER), Side.SYSTEM, now, out)
+                return
         if call.unacked is not None and call.unacked_next is not None:
             if call.unacked_next <= now:
                 if call.unacked_interval >= 32 * self.layer.timers.t1:
@@ -424,17 +507,37 @@ class B2bua:
         if len(self._calls) >= self.config.max_calls:
             out.extend(self._reply(key, request, 503, [("Retry-After", "5")]))
             return
-        decision = self.dialplan.route(callee, self._extensions())
-        target = decision.target
-        if isinstance(target, RejectTarget):
-            out.extend(self._fail_early(key, request, target.cause))
-            return
-        if not isinstance(target, ExtensionTarget):
+        app_target: AppTarget | None = None
+        extension: str | None = None
+        bindings: list[Binding] = []
+        if callee == self.config.voicemail_own:
+            app_target = StartMailboxAccess(caller)
+        elif callee == self.config.voicemail_any:
+            app_target = StartMailboxAccess(None)
+        else:
+            target = self.dialplan.route(callee, self._extensions()).target
+            if isinstance(target, RejectTarget):
+                out.extend(self._fail_early(key, request, target.cause))
+                return
+            if isinstance(target, VoicemailTarget):
+                app_target = StartVoicemail(target.mailbox)
+            elif isinstance(target, IvrTarget):
+                app_target = StartMenu(target.menu)
+            elif not isinstance(target, ExtensionTarget):
+                out.extend(self._fail_early(key, request, Cause.SERVICE_NOT_IMPLEMENTED))
+                return
+            else:
+                extension = target.number
+                bindings = list(self.registrar.lookup(extension, self._wall(now)))
+                if not bindings:
+                    if not self._has_mailbox(extension):
+                        out.extend(self._fail_early(key, request, Cause.SUBSCRIBER_ABSENT))
+                        return
+                    app_target = StartVoicemail(extension, DepositReason.UNAVAILABLE)
+        if app_target is not None and (self.apps is None or offer is None):
+            # An application answers at once, so it needs the caller's offer; a
+            # delayed offer (answered in the ACK) is not supported for them.
             out.extend(self._fail_early(key, request, Cause.SERVICE_NOT_IMPLEMENTED))
-            return
-        bindings = self.registrar.lookup(target.number, self._wall(now))
-        if not bindings:
-            out.extend(self._fail_early(key, request, Cause.SUBSCRIBER_ABSENT))
             return
         number = self._next_number
         self._next_number += 1
@@ -444,8 +547,11 @@ class B2bua:
             out.extend(self._fail_early(key, request, Cause.RESOURCE_UNAVAILABLE))
             return
         try:
-            first = bindings[0]
-            b_host = first.source_host or Uri.parse(first.contact).host
+            if bindings:
+                first = bindings[0]
+                b_host = first.source_host or Uri.parse(first.contact).host
+            else:
+                b_host = peer.host  # an application: a transfer, if any, rings a phone here
             b_media = self.media.open_leg(f"{number}b", b_host)
         except MediaUnavailable:
             self.media.close(a_media)
@@ -490,6 +596,8 @@ class B2bua:
             b_offer=b_offer,
             b_media=b_media,
             log=CallLog(),
+            caller_name=from_addr.display_name,
+            extension=extension,
         )
         call.reliable = supports(request, "100rel")
         call.rseq = self._rng.randrange(1, 2**31)
@@ -504,6 +612,11 @@ class B2bua:
         self._by_dialog_call_id[call.b_call_id] = call
         self._by_leg_id[a_media.leg_id] = call
         self._by_leg_id[b_media.leg_id] = call
+        if app_target is not None:
+            if not self._to_app(call, app_target, now, out):
+                self._end(call, Fail(Cause.UNALLOCATED_NUMBER), Side.SYSTEM, now, out)
+            self._schedule(call)
+            return
         call.no_answer_at = now + self.config.no_answer_timeout
         display = from_addr.display_name
         for binding in bindings:
@@ -528,7 +641,7 @@ class B2bua:
             ("Via", str(via)),
             ("Max-Forwards", "70"),
             ("From", f"{name}<sip:{call.caller}@{self.domain}>;tag={call.b_tag}"),
-            ("To", f"<sip:{call.callee}@{self.domain}>"),
+            ("To", f"<sip:{call.ringing or call.callee}@{self.domain}>"),
             ("Call-ID", call.b_call_id),
             ("CSeq", "1 INVITE"),
             ("Contact", _contact(local_host, local_port, transport)),
@@ -584,7 +697,7 @@ class B2bua:
             self._provisional(call, fork, dialog, response, now, out)
             return
         fork.done = True
-        if call.answered:  # a second fork answered: it loses
+        if call.answered and _transferring(call) is None:  # a second fork answered: it loses
             self._ack_and_bye(call, fork, response, now, out)
             return
         self._answered(call, fork, dialog, response, now, out)
@@ -614,6 +727,8 @@ class B2bua:
             rack = f"{rseq.strip()} {response.cseq().number} INVITE"
             prack = dialog.request("PRACK", now, extra_headers=[("RAck", rack)], rng=self._rng)
             self._send_in_dialog(call, None, prack, fork.peer, Purpose.PRACK, now, out)
+        if call.app is not None:
+            return  # a transfer: the caller, answered already, hears our ringback
         answer = sdp_of(response)
         ringing = response.status == 180
         # Early media and ringback need the caller's offer answered: not so for a
@@ -681,6 +796,9 @@ class B2bua:
             return
         leg.params = stream_params(media)
         self.media.configure(leg.media, leg.params)
+        if call.app is not None:
+            self._transfer_answered(call, fork, leg, response, now, out)
+            return
         body = call.a_answer
         if body is None:
             # Delayed offer: our offer in the 200, the bridge waits for the ACK's answer.
@@ -697,21 +815,29 @@ class B2bua:
             if other is not fork and not other.done:
                 self._send_cancel(call, other, now, out)
         leg.timer = self._callee_timer(response, now)
-        call.a.timer = self._caller_timer(call.a_invite, now)
-        extra: list[Header] = []
-        if call.a.timer is not None:
-            refresher = "uas" if call.a.timer.refresher is Refresher.US else "uac"
-            extra.append(("Session-Expires", str(SessionExpires(call.a.timer.interval, refresher))))
-            extra.append(("Require", "timer"))
+        extra = self._caller_timer_headers(call, now)
         call.log.record(Answer(media_offer(leg.params)), Side.CALLEE, now)
         out.extend(self._reply_to_caller(call, 200, extra, body, now))
         log.debug("call %d: answered, callee speaks %s", call.number, leg.params.codec)
         self._schedule(call)
 
+    def _caller_timer_headers(self, call: Call, now: float) -> list[Header]:
+        """Start the caller's session timer as we answer; the headers our 2xx needs."""
+        call.a.timer = self._caller_timer(call.a_invite, now)
+        if call.a.timer is None:
+            return []
+        refresher = "uas" if call.a.timer.refresher is Refresher.US else "uac"
+        return [
+            ("Session-Expires", str(SessionExpires(call.a.timer.interval, refresher))),
+            ("Require", "timer"),
+        ]
+
     def _fork_failed(
         self, call: Call, status: int, reason: str | None, now: float, out: list[B2buaAction]
     ) -> None:
-        if call.answered or call.ended:
+        session = call.app
+        transfer = session is not None and session.transferring is not None
+        if (call.answered and not transfer) or call.ended:
             return
         if status >= 600 or call.best_failure is None or _better(status, call.best_failure):
             call.best_failure = status
@@ -721,6 +847,14 @@ class B2bua:
             for fork in pending:
                 self._send_cancel(call, fork, now, out)
         elif pending:
+            return
+        if session is not None and session.transferring is not None:
+            busy = call.best_failure in (486, 600)
+            self._transfer_failed(call, session, busy, now, out)
+            return
+        busy = call.best_failure in (486, 600)
+        reason_vm = DepositReason.BUSY if busy else DepositReason.UNAVAILABLE
+        if self._divert(call, reason_vm, now, out):
             return
         cause = (reason and parse_reason(reason)) or cause_for(call.best_failure or status)
         self._end(call, Fail(cause), Side.CALLEE, now, out, status=call.best_failure)
@@ -879,6 +1013,7 @@ class B2bua:
         other = self._other(call, leg)
         if other is not None and call.answered:
             self._reoffer(call, other, Offer.HOLD if held else Offer.RESUME, now, out)
+            self._music_on_hold(call, leg, other, held)
 
     def _reoffer(
         self, call: Call, leg: SipLeg, what: Offer, now: float, out: list[B2buaAction]
@@ -970,6 +1105,7 @@ class B2bua:
             return
         out.extend(self._reply(key, request, 200, dialog=leg.dialog))
         self._dtmf(call, leg, dtmf)
+        self._app_digit(call, leg, dtmf.digit, now, out)
         other = self._other(call, leg)
         if other is None or not call.answered:
             return
@@ -1004,6 +1140,245 @@ class B2bua:
             dtmf.duration_ms,
         )
 
+    # -- call applications -------------------------------------------------------------
+
+    def app_event(self, number: int, event: AppEvent, now: float) -> list[B2buaAction]:
+        """The store edge's answer to an ``AppRequest`` or ``SaveRecording`` of call
+        ``number`` (also after the caller hung up, while the application lives on)."""
+        out: list[B2buaAction] = []
+        self._now = now
+        call = self._calls.get(number) or self._detached.get(number)
+        if call is None or call.app is None:
+            return out
+        session = call.app
+        self._app_run(call, session, [], now, out, [event])
+        if call.ended:
+            if session.app.finished:
+                self._detached.pop(number, None)
+        else:
+            self._schedule(call)
+        return out
+
+    def _has_mailbox(self, extension: str) -> bool:
+        return self.apps is not None and self.apps.has_mailbox(extension)
+
+    def _divert(
+        self, call: Call, reason: DepositReason, now: float, out: list[B2buaAction]
+    ) -> bool:
+        """Send an unanswered call to its extension's mailbox, if it has one."""
+        extension = call.extension
+        if extension is None or call.a_answer is None or not self._has_mailbox(extension):
+            return False
+        log.info("call %d: to the mailbox of %s (%s)", call.number, extension, reason.value)
+        call.b = None  # an early dialog being cancelled; its fork gets CANCEL below
+        return self._to_app(call, StartVoicemail(extension, reason), now, out)
+
+    def _to_app(self, call: Call, target: AppTarget, now: float, out: list[B2buaAction]) -> bool:
+        """Hand the caller to an application, answering the call first if need be."""
+        apps = self.apps
+        app = (
+            None
+            if apps is None
+            else apps.create(target, call.caller, call.caller_name, self._wall(now))
+        )
+        if app is None:
+            log.info("call %d: no application for %s", call.number, target)
+            return False
+        if not call.answered:
+            self._answer_for_app(call, now, out)
+        self.media.play_tone(call.a.media, None)
+        call.ringback = False
+        session = call.app = AppSession(app)
+        self._app_run(call, session, app.start(now), now, out)
+        return True
+
+    def _answer_for_app(self, call: Call, now: float, out: list[B2buaAction]) -> None:
+        call.answered = True
+        call.no_answer_at = None
+        for fork in call.forks:
+            self._send_cancel(call, fork, now, out)
+        extra = self._caller_timer_headers(call, now)
+        params = call.a_params
+        call.log.record(Answer(media_offer(params) if params else None), Side.CALLEE, now)
+        out.extend(self._reply_to_caller(call, 200, extra, call.a_answer, now))
+
+    def _app_run(
+        self,
+        call: Call,
+        session: AppSession,
+        actions: list[AppAction],
+        now: float,
+        out: list[B2buaAction],
+        events: Collection[AppEvent] = (),
+    ) -> None:
+        """Carry out ``actions``, then feed ``events`` and what the actions caused back
+        to the application until it has nothing more to say."""
+        queue: list[AppEvent] = []
+        for action in actions:
+            self._app_action(call, session, action, now, out, queue)
+        queue.extend(events)
+        while queue and call.app is session:
+            event = queue.pop(0)
+            for action in session.app.handle(event, now):
+                self._app_action(call, session, action, now, out, queue)
+        if call.app is session and session.app.finished and not call.ended:
+            self._end(call, Hangup(Cause.NORMAL_CLEARING), Side.CALLEE, now, out)
+
+    def _app_action(
+        self,
+        call: Call,
+        session: AppSession,
+        action: AppAction,
+        now: float,
+        out: list[B2buaAction],
+        queue: list[AppEvent],
+    ) -> None:
+        if isinstance(action, _STORE_ACTIONS):
+            out.append(AppRequest(call.number, action))
+            return
+        if call.ended or call.app is not session:
+            return  # the caller is gone: only mailbox work still counts
+        leg = call.a.media
+        if isinstance(action, Play):
+            language = action.language or session.language
+            session.barge_in = action.barge_in and (session.barge_in or not session.playing)
+            session.playing = True
+            self.media.play(leg, action.items, language)
+        elif isinstance(action, StopPlayback):
+            if self.media.stop_playback(leg) or session.playing:
+                session.playing = False
+                queue.append(PlaybackDone(True))
+        elif isinstance(action, Record):
+            session.recording = True
+            session.stop_digits = action.stop_digits
+            self.media.record(leg, action.max_seconds, action.silence_seconds)
+        elif isinstance(action, StopRecording):
+            audio = self.media.stop_recording(leg, RecordEnd.STOPPED)
+            session.recording = False
+            if audio is not None:
+                out.append(SaveRecording(call.number, audio))
+        elif isinstance(action, SetTimer):
+            session.timer_at = now + action.seconds
+        elif isinstance(action, CancelTimer):
+            session.timer_at = None
+        elif isinstance(action, Transfer):
+            self._app_transfer(call, session, action.extension, now, out, queue)
+        elif isinstance(action, HangUp):
+            self._end(call, Hangup(Cause.NORMAL_CLEARING), Side.CALLEE, now, out)
+        else:  # another application takes over
+            self.media.stop_playback(leg)
+            if session.recording:
+                self.media.stop_recording(leg)
+            call.app = None
+            if not self._to_app(call, action, now, out):
+                self._end(call, Hangup(Cause.NORMAL_CLEARING), Side.CALLEE, now, out)
+
+    def _app_digit(
+        self, call: Call, leg: SipLeg, digit: str, now: float, out: list[B2buaAction]
+    ) -> None:
+        session = call.app
+        if session is None or leg is not call.a or session.transferring is not None:
+            return
+        if session.recording and digit in session.stop_digits:
+            session.recording = False
+            audio = self.media.stop_recording(call.a.media, RecordEnd.DIGIT)
+            if audio is not None:
+                out.append(SaveRecording(call.number, audio))
+            return  # the stop key ends the recording and is not a choice
+        events: list[AppEvent] = []
+        if session.playing and session.barge_in:
+            self.media.stop_playback(call.a.media)
+            session.playing = False
+            events.append(PlaybackDone(True))
+        events.append(DigitPressed(digit))
+        self._app_run(call, session, [], now, out, events)
+
+    def _app_transfer(
+        self,
+        call: Call,
+        session: AppSession,
+        extension: str,
+        now: float,
+        out: list[B2buaAction],
+        queue: list[AppEvent],
+    ) -> None:
+        """Ring ``extension`` for the application's caller: a new outgoing INVITE
+        (fresh Call-ID and tag) to each of its contacts, ringback meanwhile."""
+        known = extension in self._extensions()
+        bindings = self.registrar.lookup(extension, self._wall(now)) if known else []
+        if not bindings:
+            queue.append(TransferFailed(extension, busy=False))
+            return
+        for fork in call.forks:  # an earlier attempt's: a late 2xx gets ACK and BYE
+            self._send_cancel(call, fork, now, out)
+            if self._client.pop(fork.key, None) is not None:
+                self._ended_forks[fork.key] = (bytes(fork.invite), fork.peer)
+        for dialog in self._dialogs.forks(call.b_call_id, call.b_tag):
+            self._dialogs.remove(dialog.id)
+        self._by_dialog_call_id.pop(call.b_call_id, None)
+        call.forks = []
+        call.b = None
+        call.best_failure = None
+        call.reason = None
+        call.b_call_id = f"{self._token()}{self._token()}@yakyak"
+        call.b_tag = self._token()
+        self._by_dialog_call_id[call.b_call_id] = call
+        call.ringing = extension
+        self.media.stop_playback(call.a.media)
+        session.playing = False
+        session.transferring = extension
+        self.media.play_tone(call.a.media, "ringback")
+        for binding in bindings:
+            self._send_fork(call, binding, call.caller_name, now, out)
+        call.no_answer_at = now + self.config.no_answer_timeout
+        log.info("call %d: transferring to %s", call.number, extension)
+
+    def _transfer_answered(
+        self,
+        call: Call,
+        fork: Fork,
+        leg: SipLeg,
+        response: Response,
+        now: float,
+        out: list[B2buaAction],
+    ) -> None:
+        """The extension an application transferred to answered: the application
+        ends and the caller talks to it."""
+        call.app = None
+        call.no_answer_at = None
+        self.media.stop_playback(call.a.media)
+        self.media.bridge(call.a.media, leg.media)
+        for other in call.forks:
+            if other is not fork and not other.done:
+                self._send_cancel(call, other, now, out)
+        leg.timer = self._callee_timer(response, now)
+        log.info("call %d: transfer to %s answered", call.number, call.ringing)
+        self._schedule(call)
+
+    def _transfer_failed(
+        self, call: Call, session: AppSession, busy: bool, now: float, out: list[B2buaAction]
+    ) -> None:
+        extension = session.transferring or ""
+        session.transferring = None
+        call.no_answer_at = None
+        call.b = None
+        self.media.play_tone(call.a.media, None)
+        log.info("call %d: transfer to %s failed%s", call.number, extension, " (busy)" * busy)
+        self._app_run(call, session, [], now, out, [TransferFailed(extension, busy)])
+
+    def _music_on_hold(self, call: Call, holder: SipLeg, other: SipLeg, held: bool) -> None:
+        """The phone ``holder`` put the other on hold: music for the other, from the
+        holder's extension's class (configured per extension)."""
+        if self.apps is None or not self.config.music_on_hold or call.app is not None:
+            return
+        if not held:
+            self.media.stop_playback(other.media)
+            return
+        extension = call.caller if holder is call.a else (call.extension or call.callee)
+        music = self.apps.music_class(extension)
+        if music:
+            self.media.play(other.media, [f"moh:{music}"], "en", loop=True)
+
     # -- ending ----------------------------------------------------------------------
 
     def _end(
@@ -1020,6 +1395,18 @@ class B2bua:
         is being answered); every other phone in the call is told."""
         if call.ended:
             return
+        session = call.app
+        recorded = None
+        if session is not None:
+            if session.recording:
+                session.recording = False
+                recorded = self.media.stop_recording(call.a.media, RecordEnd.HANG_UP)
+            self.media.stop_playback(call.a.media)
+            session.playing = False
+            session.timer_at = None
+            if session.transferring is not None:
+                for fork in call.forks:
+                    self._send_cancel(call, fork, now, out)
         call.ended = True
         cause = event.cause
         # The caller's side.
@@ -1045,6 +1432,8 @@ class B2bua:
         a_quality = self.media.close(call.a.media)
         b_quality = self.media.close(call.b_media)
         self._forget(call)
+        if session is not None:
+            self._end_app(call, session, recorded, now, out)
         media_flowed = call.answered or call.early_media
         codec = call.a_params.codec if call.a_params is not None and media_flowed else None
         try:
@@ -1064,6 +1453,26 @@ class B2bua:
             cause.text,
         )
         out.append(CallFinished(record, codec, a_quality, b_quality))
+
+    def _end_app(
+        self,
+        call: Call,
+        session: AppSession,
+        recorded: RecordedAudio | None,
+        now: float,
+        out: list[B2buaAction],
+    ) -> None:
+        """The application's call is over: it hears so, and lives on (detached) while
+        it still has a recording to keep."""
+        if recorded is not None:
+            out.append(SaveRecording(call.number, recorded))
+        self._app_run(call, session, [], now, out, [CallerHungUp()])
+        if not session.app.finished:
+            self._detached[call.number] = call
+            while len(self._detached) > MAX_DETACHED_APPS:
+                dropped = next(iter(self._detached))
+                log.warning("call %d: application dropped before it finished", dropped)
+                del self._detached[dropped]
 
     def _bye(
         self, call: Call, leg: SipLeg, cause: Cause, now: float, out: list[B2buaAction]
@@ -1279,6 +1688,8 @@ def _deadline(call: Call) -> float | None:
     if call.ended:
         return None
     times = [call.no_answer_at, call.unacked_next]
+    if call.app is not None:
+        times.append(call.app.timer_at)
     for leg in (call.a, call.b):
         if leg is None:
             continue
@@ -1288,6 +1699,10 @@ def _deadline(call: Call) -> float | None:
             times.append(leg.timer.next_deadline())
     present = [t for t in times if t is not None]
     return min(present) if present else None
+
+
+def _transferring(call: Call) -> str | None:
+    return call.app.transferring if call.app is not None else None
 
 
 def _better(status: int, best: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from appliance.pbx.app_events import CallApp
 from appliance.pbx.call_events import CallLog, Dtmf, Side
 from appliance.pbx.media_port import LegQualityReport, MediaLeg, StreamParams
 from appliance.pbx.session_timer import SessionTimer
@@ -110,3 +111,21 @@ class Call:
     unacked_interval: float = 0.0
     best_failure: int | None = None  # the final status to give the caller if all forks fail
     reason: str | None = None  # Reason header from the failing fork, passed on
+    caller_name: str | None = None
+    extension: str | None = None  # the extension the dialled number routed to
+    ringing: str | None = None  # the number the forks ring, when not ``callee`` (a transfer)
+    app: AppSession | None = None  # the appliance itself answered: voicemail, a menu
+
+
+@dataclass(slots=True)
+class AppSession:
+    """A call application talking to the caller, and what it has asked of the media."""
+
+    app: CallApp
+    timer_at: float | None = None
+    playing: bool = False
+    barge_in: bool = False
+    recording: bool = False
+    stop_digits: str = ""
+    transferring: str | None = None  # the extension being rung for the caller
+    language: str = "en"

@@ -10,10 +10,12 @@ stopped) come back through ``MediaEvent`` values the edge feeds to call control.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from appliance.pbx.app_events import PlayItem, RecordEnd
 from appliance.pbx.call_events import Dtmf
 
 
@@ -100,6 +102,33 @@ class MediaEngine(Protocol):
         telephone-event payload type)."""
         ...
 
+    def play(
+        self, leg: MediaLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
+    ) -> None:
+        """Queue prompts or recordings for the leg's phone after whatever is queued,
+        paced by the media clock (relaying towards the leg pauses meanwhile); a
+        ``PlaybackFinished`` event follows when the queue has run out. ``loop``
+        repeats the queue until ``stop_playback`` (music on hold). An item that
+        cannot be loaded is skipped (logged)."""
+        ...
+
+    def stop_playback(self, leg: MediaLeg) -> bool:
+        """Drop the leg's queue at once (no event); True if something was playing."""
+        ...
+
+    def record(self, leg: MediaLeg, max_seconds: float, silence_seconds: float) -> None:
+        """Keep what the leg's phone sends, decoded, until ``stop_recording`` or until
+        the engine ends it (``silence_seconds`` without speech, ``max_seconds``), which
+        it reports as ``RecordingStopped``."""
+        ...
+
+    def stop_recording(
+        self, leg: MediaLeg, end: RecordEnd = RecordEnd.STOPPED
+    ) -> RecordedAudio | None:
+        """End the leg's recording now, for ``end``, and hand it over (no event);
+        None if none."""
+        ...
+
     def close(self, leg: MediaLeg) -> LegQualityReport:
         """Release the port pair (back to the pool) and return the leg's figures."""
         ...
@@ -125,4 +154,31 @@ class RtpStopped:
     silent_for: float
 
 
-MediaEvent = DtmfDetected | RtpStopped
+@dataclass(frozen=True, slots=True)
+class RecordedAudio:
+    """A finished recording: 16-bit little-endian linear PCM, 8 kHz mono."""
+
+    pcm: bytes
+    end: RecordEnd
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 16000
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    """The leg's playback queue ran out."""
+
+    leg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped:
+    """The engine ended a leg's recording (silence or maximum length)."""
+
+    leg_id: str
+    audio: RecordedAudio
+
+
+MediaEvent = DtmfDetected | RtpStopped | PlaybackFinished | RecordingStopped

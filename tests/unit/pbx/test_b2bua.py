@@ -4,10 +4,12 @@ the media engine is a recorder (the real one has its own tests on real sockets).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
+from appliance.pbx.app_events import PlayItem, RecordEnd
 from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
 from appliance.pbx.call_events import Disposition, Dtmf, DtmfSource, Side
@@ -19,6 +21,7 @@ from appliance.pbx.media_port import (
     DtmfDetected,
     LegQualityReport,
     MediaUnavailable,
+    RecordedAudio,
     RtpStopped,
     StreamDirection,
     StreamParams,
@@ -75,6 +78,9 @@ class RecordingMedia:
     tones: dict[str, str | None] = field(default_factory=dict)
     sent_dtmf: list[tuple[str, str]] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+    played: list[tuple[str, tuple[PlayItem, ...], bool]] = field(default_factory=list)
+    playing: dict[str, bool] = field(default_factory=dict)
+    recording: dict[str, float] = field(default_factory=dict)
 
     def open_leg(self, leg_id: str, peer_host: str) -> FakeLeg:
         if not self.free:
@@ -95,6 +101,25 @@ class RecordingMedia:
 
     def send_dtmf(self, leg: FakeLeg, digit: str, duration_ms: int) -> None:
         self.sent_dtmf.append((leg.leg_id, digit))
+
+    def play(
+        self, leg: FakeLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
+    ) -> None:
+        self.played.append((leg.leg_id, tuple(items), loop))
+        self.playing[leg.leg_id] = True
+
+    def stop_playback(self, leg: FakeLeg) -> bool:
+        return self.playing.pop(leg.leg_id, False)
+
+    def record(self, leg: FakeLeg, max_seconds: float, silence_seconds: float) -> None:
+        self.recording[leg.leg_id] = max_seconds
+
+    def stop_recording(
+        self, leg: FakeLeg, end: RecordEnd = RecordEnd.STOPPED
+    ) -> RecordedAudio | None:
+        if self.recording.pop(leg.leg_id, None) is None:
+            return None
+        return RecordedAudio(b"\0\0" * 8000 * 3, end)
 
     def close(self, leg: FakeLeg) -> LegQualityReport:
         if leg.leg_id not in self.closed:
