@@ -16,20 +16,25 @@ import resource
 import secrets
 import signal
 import time
+from pathlib import Path
 from typing import Final
 
 import peewee
 import uvloop
 
+from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import Config
 from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
+from appliance.media.prompts import MusicOnHold, PromptLibrary
+from appliance.net.email_notify import SmtpConfig
 from appliance.net.sip_service import SipService
 from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
 from appliance.pbx.dialplan import Dialplan
 from appliance.pbx.guard import AuthGuard, GuardConfig, LockKind, Lockout
 from appliance.pbx.media_port import LegQualityReport, MediaEvent
+from appliance.pbx.mwi_notifier import MwiNotifier
 from appliance.pbx.registrar import Registrar, RegistrarConfig, Remove, Upsert
 from appliance.pbx.sip_front import Locked, Persist, SipFront
 from appliance.sip.digest import NonceBook
@@ -101,6 +106,18 @@ class Appliance:
         layer = TransactionLayer(TimerConfig(), rng)
         calls = config.calls
         ports = config.media.rtp_ports
+        vm = config.voicemail
+        self.apps = CallAppsEdge(
+            loop,
+            self.db,
+            config.data_dir,
+            PromptLibrary((Path(vm.sounds),), custom=config.data_dir / "prompts"),
+            MusicOnHold(Path(vm.music), custom=config.data_dir / "moh"),
+            lambda: self.auth.accounts.keys(),
+            language=vm.language,
+            smtp=_smtp(config),
+            music_on_hold=vm.music_on_hold,
+        )
         self.media = UdpMediaEngine(
             loop,
             PortPool(ports.low, ports.high),
@@ -108,6 +125,7 @@ class Appliance:
             self._media_event,
             country=calls.tone_country,
             rtp_timeout=float(calls.rtp_timeout) if calls.rtp_timeout else float("inf"),
+            clips=self.apps.clips,
         )
         self.calls = B2bua(
             layer,
@@ -123,9 +141,16 @@ class Appliance:
                 min_se=calls.min_se,
                 max_calls=calls.max_calls,
                 user_agent=sip.user_agent,
+                voicemail_own=vm.own_code,
+                voicemail_any=vm.any_code,
+                music_on_hold=vm.music_on_hold,
             ),
             dialplan=Dialplan(config.dialplan.routes),
             wall_clock=self.wall,
+            apps=self.apps,
+        )
+        self.mwi = MwiNotifier(
+            layer, self._local_address, rng, config.general.domain, server=sip.user_agent
         )
         self.front = SipFront(
             layer,
@@ -136,8 +161,21 @@ class Appliance:
             server=sip.user_agent,
             wall_clock=self.wall,
             calls=self.calls,
+            mwi=self.mwi,
         )
-        self.sip = SipService(loop, self.front, self._persist, self._locked, self._call_finished)
+        self.sip = SipService(
+            loop,
+            self.front,
+            self._persist,
+            self._locked,
+            self._call_finished,
+            on_app=self.apps.submit,
+        )
+        self.apps.post_event = self.sip.app_event
+        self.apps.post_counts = self.sip.mailbox_changed
+        self.apps.load()
+        for mailbox, (new, old) in self.apps.counts().items():
+            self.mwi.set_counts(mailbox, new, old)
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[registration_ops.Operation] = []
         self._pending_cdrs: list[CdrRecord] = []
@@ -171,6 +209,7 @@ class Appliance:
             log.error("registration writer did not finish in time")
         if not self.cdrs.close(timeout=10.0):
             log.error("CDR writer did not finish in time")
+        self.apps.close()  # messages being kept are finished first
         self.db.close()
 
     # -- outputs of the SIP front --------------------------------------------------
@@ -258,6 +297,7 @@ class Appliance:
                     self._revision = revision
                     self.auth.accounts = self._load_accounts()
                     self.guard.restore(self._load_lockouts())
+                    self.apps.reload()
                     for change in self.registrar.drop_aors(self.auth.accounts):
                         self._persist(Persist(change))
                     log.info("directory or lockouts changed: reloaded")
@@ -293,6 +333,20 @@ class Appliance:
         secret = secrets.token_bytes(32)
         set_setting(self.db, NONCE_SECRET_KEY, secret.hex())
         return secret
+
+
+def _smtp(config: Config) -> SmtpConfig | None:
+    vm = config.voicemail
+    if not vm.smtp_host:
+        return None
+    return SmtpConfig(
+        vm.smtp_host,
+        vm.smtp_port,
+        starttls=vm.smtp_starttls,
+        username=vm.smtp_username or None,
+        password=vm.smtp_password or None,
+        sender=vm.smtp_sender,
+    )
 
 
 def _quality(report: LegQualityReport | None) -> LegQuality:

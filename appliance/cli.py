@@ -8,6 +8,7 @@ up (admin and extension passwords) are printed once and never stored in clear.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import sys
@@ -32,10 +33,12 @@ from appliance.store.db import open_database
 from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory, check_password
 from appliance.store.importer import import_file
+from appliance.store.ivr import save_ivr
 from appliance.store.lockouts import clear_lockouts, delete_lockout, list_lockouts
 from appliance.store.permissions import ADMINISTRATOR
 from appliance.store.registrations import count_active
 from appliance.store.users import Accounts
+from appliance.store.voicemail import VoicemailStore
 
 ADMIN_USERNAME: Final = "admin"
 DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
@@ -43,6 +46,26 @@ DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
     ("102", "Bob"),
     ("103", "Carol"),
 )
+
+DEMO_ATTENDANT: Final = "500"  # dial 500 for the demo auto-attendant
+DEMO_IVR: Final[dict[str, object]] = {
+    "menus": {
+        "main": {
+            "language": "en",
+            "greeting": ["welcome"],
+            "timeout": 5,
+            "retries": 3,
+            "dial_by_extension": True,
+            "options": {
+                "1": {"action": "transfer", "extension": "101", "voicemail_on_fail": True},
+                "2": {"action": "transfer", "extension": "102", "voicemail_on_fail": True},
+                "9": {"action": "voicemail", "mailbox": "101"},
+                "0": {"action": "repeat"},
+            },
+        }
+    },
+    "schedules": {},
+}
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -275,6 +298,53 @@ def cmd_lockout_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mailbox_add(args: argparse.Namespace) -> int:
+    config, db = _open(args.data)
+    try:
+        store = VoicemailStore(db, config.data_dir / "voicemail")
+        store.create_mailbox(
+            args.number,
+            args.pin,
+            args.email,
+            max_message_seconds=float(args.max_seconds),
+            max_messages=args.max_messages,
+            language=args.language,
+            timezone=args.timezone,
+        )
+    finally:
+        db.close()
+    out(f"mailbox {args.number} created")
+    return 0
+
+
+def cmd_ivr_load(args: argparse.Namespace) -> int:
+    from appliance.pbx.ivr.menu import IvrError, parse_ivr  # only this command needs it
+    from appliance.store.models import Extension, Mailbox
+
+    config, db = _open(args.data)
+    try:
+        try:
+            document = json.loads(args.file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{args.file}: cannot read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{args.file}: line {exc.lineno}: not JSON: {exc.msg}") from None
+        numbers = {row.number for row in Extension.select(Extension.number).execute(db)}
+        boxes = {
+            row.extension.number
+            for row in Mailbox.select(Extension.number).join(Extension).execute(db)
+        }
+        try:
+            parse_ivr(document, numbers, boxes)
+        except IvrError as exc:
+            raise StoreError(f"{args.file}: {exc}") from None
+        save_ivr(db, document)
+    finally:
+        db.close()
+    out(f"auto-attendant loaded from {args.file}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     data: Path = args.data
     if (data / DATABASE_FILE).exists():
@@ -282,15 +352,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     data.mkdir(parents=True, exist_ok=True)
     if not (data / CONFIG_FILE).exists():
-        write_default(data, GeneralConfig().domain)
+        write_default(data, GeneralConfig().domain, attendant=(DEMO_ATTENDANT, "main"))
     config = Config.load(data)
     admin_password = secrets.token_urlsafe(12)
     db = _create_database(config, admin_password)
     passwords = {number: secrets.token_urlsafe(9) for number, _ in DEMO_EXTENSIONS}
+    pins = {number: f"{secrets.randbelow(10**6):06d}" for number, _ in DEMO_EXTENSIONS}
     try:
         directory = Directory(db, config.general.domain)
+        voicemail = VoicemailStore(db, config.data_dir / "voicemail")
         for number, name in DEMO_EXTENSIONS:
             directory.add(number, passwords[number], name)
+            voicemail.create_mailbox(number, pins[number])
+        save_ivr(db, DEMO_IVR)
     finally:
         db.close()
     ports = sorted({f"{a.transport.upper()} {a.port}" for a in config.sip.listen})
@@ -302,8 +376,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "",
         *(
             f"extension {number}  {name:<6} password {passwords[number]}"
+            f"  voicemail PIN {pins[number]}"
             for number, name in DEMO_EXTENSIONS
         ),
+        "",
+        f"auto-attendant: dial {DEMO_ATTENDANT}; voicemail: *97 (own), *98 (any)",
         "",
         f"web admin: {ADMIN_USERNAME} / {admin_password} (change at first login)",
         "",
@@ -382,6 +459,24 @@ def build_parser(default_data: Path) -> argparse.ArgumentParser:
     clear = command(lockout, "clear", cmd_lockout_clear, "lift lockouts")
     clear.add_argument("target", nargs="?", metavar="ADDRESS|EXTENSION")
     clear.add_argument("--all", action="store_true", help="lift every lockout")
+
+    mailbox = commands.add_parser("mailbox", help="manage voicemail boxes").add_subparsers(
+        dest="mailbox_command", required=True, metavar="ACTION"
+    )
+    box = command(mailbox, "add", cmd_mailbox_add, "give an extension a voicemail box")
+    box.add_argument("number")
+    box.add_argument("--pin", metavar="DIGITS", help="4-10 digits; default: none (own phone only)")
+    box.add_argument("--email", metavar="E", help="new messages are mailed here")
+    box.add_argument("--max-seconds", type=int, default=180, metavar="S")
+    box.add_argument("--max-messages", type=int, default=100, metavar="N")
+    box.add_argument("--language", default="en", choices=("en", "es", "fr"))
+    box.add_argument("--timezone", default="UTC", metavar="ZONE")
+
+    ivr = commands.add_parser("ivr", help="manage the auto-attendant").add_subparsers(
+        dest="ivr_command", required=True, metavar="ACTION"
+    )
+    load = command(ivr, "load", cmd_ivr_load, "check and load menus from a JSON file")
+    load.add_argument("file", type=Path)
 
     command(commands, "demo", cmd_demo, "set up demo extensions 101-103 if there is no database")
     return parser

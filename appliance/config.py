@@ -193,6 +193,22 @@ class DialplanConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VoicemailConfig:
+    own_code: str = "*97"  # dial-in to the caller's own mailbox
+    any_code: str = "*98"  # dial-in to any mailbox
+    sounds: str = "/usr/share/asterisk/sounds"  # Debian asterisk-core-sounds-*-wav
+    music: str = "/usr/share/asterisk/moh"  # Debian asterisk-moh-opsound-wav
+    music_on_hold: bool = True
+    language: str = "en"  # prompts of mailboxes and menus that name none
+    smtp_host: str = ""  # empty: no email notification
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "yakyak@localhost"
+
+
+@dataclass(frozen=True, slots=True)
 class BoardConfig:
     name: str = "sim"
 
@@ -238,6 +254,29 @@ def _text(max_length: int) -> Callable[[object], str]:
         return value
 
     return check
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"must be true or false, got {_show(value)}")
+    return value
+
+
+def _optional_text(max_length: int) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or len(value) > max_length or not value.isprintable():
+            raise _Bad(f"must be printable text of at most {max_length} characters")
+        return value
+
+    return check
+
+
+def _feature_code(value: object) -> str:
+    if not isinstance(value, str) or not 2 <= len(value) <= 8 or value[0] != "*":
+        raise _Bad(f"must be a star code such as '*97', got {_show(value)}")
+    if not all(c in "0123456789*#" for c in value):
+        raise _Bad(f"must hold only digits, * and #, got {_show(value)}")
+    return value
 
 
 def _string(value: object) -> str:
@@ -348,6 +387,23 @@ _SECTIONS: Final[dict[str, tuple[type[Any], dict[str, Callable[[object], object]
         },
     ),
     "dialplan": (DialplanConfig, {"routes": _routes}),
+    "voicemail": (
+        VoicemailConfig,
+        {
+            "own_code": _feature_code,
+            "any_code": _feature_code,
+            "sounds": _text(4096),
+            "music": _text(4096),
+            "music_on_hold": _boolean,
+            "language": _choice(("en", "es", "fr")),
+            "smtp_host": _optional_text(253),
+            "smtp_port": _integer(1, 65535),
+            "smtp_starttls": _boolean,
+            "smtp_username": _optional_text(256),
+            "smtp_password": _optional_text(256),
+            "smtp_sender": _text(256),
+        },
+    ),
     "board": (BoardConfig, {"name": _board}),
 }
 
@@ -362,6 +418,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
     dialplan: DialplanConfig = field(default_factory=DialplanConfig)
+    voicemail: VoicemailConfig = field(default_factory=VoicemailConfig)
     board: BoardConfig = field(default_factory=BoardConfig)
 
     @property
@@ -475,7 +532,7 @@ def check_domain(domain: str) -> str:
         raise ConfigError(f"--domain: {exc}") from None
 
 
-def render_default(domain: str) -> str:
+def render_default(domain: str, attendant: tuple[str, str] | None = None) -> str:
     """The yakyak.toml `yakyak init` writes: the domain set, every other key commented
     out at its default (tomllib reads TOML but the standard library cannot write it)."""
     default = Config(Path("."))
@@ -487,6 +544,14 @@ def render_default(domain: str) -> str:
         '[{ name = "reception", pattern = "100", target = { type = "extension", number = "101" } },'
         ' { name = "no-outside", pattern = "_9.", target = { type = "reject", cause = 21 } }]'
     )
+    vm = default.voicemail
+    routes = "# routes = " + example_routes
+    if attendant is not None:
+        number, menu = attendant
+        routes = (
+            f'routes = [{{ name = "attendant", pattern = "{number}",'
+            f' target = {{ type = "ivr", menu = "{menu}" }} }}]'
+        )
     return f"""\
 # YakYak configuration. Lines starting with # show the default value; remove the #
 # and change the value to override it. Restart the service after editing.
@@ -527,7 +592,7 @@ domain = "{check_domain(domain)}"
 # rtp_ports = "{default.media.rtp_ports}"  # LOW-HIGH, LOW even
 
 [calls]
-# Seconds of ringing before the caller is told 480 (voicemail will hook in here).
+# Seconds of ringing before the call goes to the callee's voicemail (or 480 without).
 # no_answer_timeout = {calls.no_answer_timeout}
 # RFC 4028 session timers: interval asked of phones and the shortest accepted.
 # session_expires = {calls.session_expires}
@@ -543,14 +608,31 @@ domain = "{check_domain(domain)}"
 # number equal to an extension rings it. Patterns: an exact number, or _ then X (0-9),
 # Z (1-9), N (2-9), [1-5], and a final . for "one or more of anything". This example
 # makes 100 ring 101 and refuses numbers starting with 9 (cause 21: SIP 403).
-# routes = {example_routes}
+{routes}
+
+[voicemail]
+# Dial-in codes: own_code opens the caller's mailbox, any_code asks which.
+# own_code = "{vm.own_code}"
+# any_code = "{vm.any_code}"
+# Prompts (asterisk-core-sounds-en/es/fr-wav) and music (asterisk-moh-opsound-wav).
+# sounds = "{vm.sounds}"
+# music = "{vm.music}"
+# music_on_hold = true
+# language = "{vm.language}"  # en, es or fr
+# New messages are mailed through this SMTP relay when smtp_host is set.
+# smtp_host = ""
+# smtp_port = {vm.smtp_port}
+# smtp_starttls = false
+# smtp_username = ""
+# smtp_password = ""
+# smtp_sender = "{vm.smtp_sender}"
 
 [board]
 # name = "{default.board.name}"
 """
 
 
-def write_default(data_dir: Path, domain: str) -> Path:
+def write_default(data_dir: Path, domain: str, attendant: tuple[str, str] | None = None) -> Path:
     """Write a fresh yakyak.toml (replacing any) and return its path.
 
     Written to a temporary name, fsync'd and renamed, so a power cut leaves either
@@ -559,7 +641,7 @@ def write_default(data_dir: Path, domain: str) -> Path:
     path = data_dir / CONFIG_FILE
     temporary = path.with_suffix(".toml.tmp")
     with temporary.open("w", encoding="utf-8") as f:
-        f.write(render_default(domain))
+        f.write(render_default(domain, attendant))
         f.flush()
         os.fsync(f.fileno())
     temporary.replace(path)

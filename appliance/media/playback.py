@@ -3,7 +3,8 @@
 Items are resolved to audio only when the queue reaches them (a long queue of
 prompts costs nothing until it plays, and a missing file is found at the moment it
 would have played, and skipped). Each clip is encoded for the leg's codec in one
-numpy call when it starts, then handed out a frame per media-clock tick.
+numpy call when it starts (again if the codec changes while it plays), then handed
+out a frame per media-clock tick.
 """
 
 from __future__ import annotations
@@ -33,14 +34,30 @@ class Playback:
 
     def __init__(self, loader: ClipLoader, codec: Codec, loop: bool = False) -> None:
         self._loader = loader
-        self.codec = codec
+        self._codec = codec
         self.loop = loop
         self._items: deque[tuple[PlayItem, str]] = deque()
         self._played: list[tuple[PlayItem, str]] = []  # for looping
         self._clips: deque[npt.NDArray[np.int16]] = deque()
-        self._current = b""
+        self._samples: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)  # padded
+        self._current = b""  # ``_samples`` encoded
         self._offset = 0
         self.frames_sent = 0
+
+    @property
+    def codec(self) -> Codec:
+        return self._codec
+
+    @codec.setter
+    def codec(self, codec: Codec) -> None:
+        """A re-INVITE changed the leg's codec: the frames still to come of the clip
+        that is playing are encoded again, since the packets carry the new payload
+        type from the next one on (one sample per byte: offsets stay the same)."""
+        if codec is self._codec:
+            return
+        self._codec = codec
+        if self._offset < len(self._current):
+            self._current = encode(codec, self._samples)
 
     def add(self, items: Sequence[PlayItem], language: str) -> None:
         self._items.extend((item, language) for item in items)
@@ -78,11 +95,10 @@ class Playback:
                 continue
             self._clips.extend(clip for clip in clips if clip.size)
         clip = self._clips.popleft()
-        # The last partial frame is padded with silence before encoding, so the pad is
-        # in the clip's codec even when ``codec`` changes while the clip plays.
-        short = -clip.size % FRAME_SAMPLES
+        short = -clip.size % FRAME_SAMPLES  # the last partial frame: padded with silence
         if short:
             clip = np.concatenate((clip, np.zeros(short, dtype=np.int16)))
-        self._current = encode(self.codec, clip)
+        self._samples = clip
+        self._current = encode(self._codec, clip)
         self._offset = 0
         return True

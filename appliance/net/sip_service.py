@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from appliance.net.routes import SourceAddresses
+from appliance.pbx.app_events import AppEvent
 from appliance.pbx.b2bua import CallFinished
+from appliance.pbx.call_apps import AppRequest, SaveRecording
 from appliance.pbx.media_port import MediaEvent
 from appliance.pbx.sip_front import FrontAction, Locked, Persist, SipFront
 from appliance.sip.errors import ParseError
@@ -50,12 +52,14 @@ class SipService:
         on_persist: Callable[[Persist], None],
         on_locked: Callable[[Locked], None],
         on_call: Callable[[CallFinished], None] | None = None,
+        on_app: Callable[[AppRequest | SaveRecording], None] | None = None,
     ) -> None:
         self._loop = loop
         self.front = front
         self._on_persist = on_persist
         self._on_locked = on_locked
         self._on_call = on_call or (lambda finished: None)
+        self._on_app = on_app or (lambda request: None)
         self._sources = SourceAddresses()
         self._by_address: dict[tuple[str, int], int] = {}  # stream peer -> connection id
         self._udp: dict[int, asyncio.DatagramTransport] = {}
@@ -125,6 +129,12 @@ class SipService:
     def media_event(self, event: MediaEvent) -> None:
         self._apply(self.front.media_event(event, self._loop.time()))
 
+    def app_event(self, call: int, event: AppEvent) -> None:
+        self._apply(self.front.app_event(call, event, self._loop.time()))
+
+    def mailbox_changed(self, mailbox: str, new: int, old: int) -> None:
+        self._apply(self.front.mailbox_changed(mailbox, new, old, self._loop.time()))
+
     def local_address(self, peer: Peer) -> tuple[str, int]:
         """Our address and port as ``peer`` should see them (Via, Contact).
 
@@ -150,6 +160,8 @@ class SipService:
                 self._on_persist(action)
             elif isinstance(action, CallFinished):
                 self._on_call(action)
+            elif isinstance(action, AppRequest | SaveRecording):
+                self._on_app(action)
             else:
                 self._on_locked(action)
         self._rearm()

@@ -93,7 +93,9 @@ class MailboxView:
 
     @property
     def saved_count(self) -> int:
-        return sum(1 for m in self.messages if m.status in (MessageStatus.READ, MessageStatus.SAVED))
+        return sum(
+            1 for m in self.messages if m.status in (MessageStatus.READ, MessageStatus.SAVED)
+        )
 
     @property
     def full(self) -> bool:

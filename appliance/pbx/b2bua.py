@@ -136,7 +136,7 @@ from appliance.sip.uri import Uri
 
 log = logging.getLogger(__name__)
 
-ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REGISTER"
+ALLOW: Final = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REGISTER, SUBSCRIBE"
 IN_DIALOG: Final = frozenset({"INVITE", "BYE", "INFO", "UPDATE", "PRACK", "OPTIONS"})
 MAX_CALLS: Final = 2000
 MAX_DETACHED_APPS: Final = 256  # hung-up calls whose application still saves a message

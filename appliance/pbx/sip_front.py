@@ -17,11 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from appliance.pbx.app_events import AppEvent
 from appliance.pbx.auth import Authenticator, Outcome
 from appliance.pbx.b2bua import ALLOW, IN_DIALOG, B2bua, CallFinished
+from appliance.pbx.call_apps import AppRequest, SaveRecording
 from appliance.pbx.guard import AuthGuard, Lockout, Verdict
 from appliance.pbx.media_port import MediaEvent
-from appliance.pbx.registrar import Change, Registrar
+from appliance.pbx.mwi_notifier import EVENT as MWI_EVENT
+from appliance.pbx.mwi_notifier import MwiNotifier
+from appliance.pbx.registrar import Change, Registrar, Upsert
 from appliance.sip.errors import ParseError
 from appliance.sip.grammar import replace_param, split_list
 from appliance.sip.headers import Via
@@ -68,7 +72,7 @@ class Locked:
     lockout: Lockout
 
 
-FrontAction = Send | Persist | Locked | CallFinished
+FrontAction = Send | Persist | Locked | CallFinished | AppRequest | SaveRecording
 
 
 class SipFront:
@@ -83,6 +87,7 @@ class SipFront:
         limits: Limits = DEFAULT_LIMITS,
         wall_clock: Callable[[float], float] | None = None,
         calls: B2bua | None = None,
+        mwi: MwiNotifier | None = None,
     ) -> None:
         self.layer = layer
         self.auth = auth
@@ -94,6 +99,7 @@ class SipFront:
         # Maps the monotonic `now` to Unix time for bindings; tests pass their own.
         self._wall = wall_clock or (lambda now: now)
         self.calls = calls  # None: a registrar only (INVITE gets 501 after authentication)
+        self.mwi = mwi  # None: SUBSCRIBE gets 501 after authentication
 
     # -- entry points --------------------------------------------------------------
 
@@ -119,18 +125,33 @@ class SipFront:
         return self._dispatch(actions, now)
 
     def next_deadline(self) -> float | None:
-        deadline = self.layer.next_deadline()
+        deadlines = [self.layer.next_deadline()]
         if self.calls is not None:
-            calls = self.calls.next_deadline()
-            if calls is not None and (deadline is None or calls < deadline):
-                return calls
-        return deadline
+            deadlines.append(self.calls.next_deadline())
+        if self.mwi is not None:
+            deadlines.append(self.mwi.next_deadline())
+        return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[FrontAction]:
         out = self._dispatch(self.layer.handle_timer(now), now)
         if self.calls is not None:
             out.extend(self._dispatch(self.calls.handle_timer(now), now))
+        if self.mwi is not None:
+            out.extend(self._dispatch(self.mwi.handle_timer(now), now))
         return out
+
+    def app_event(self, call: int, event: AppEvent, now: float) -> list[FrontAction]:
+        """The store edge's answer for a call application (see ``call_apps``)."""
+        if self.calls is None:
+            return []
+        return self._dispatch(self.calls.app_event(call, event, now), now)
+
+    def mailbox_changed(self, mailbox: str, new: int, old: int, now: float) -> list[FrontAction]:
+        """Message waiting: tell the mailbox's phones its new counts."""
+        if self.mwi is None:
+            return []
+        contacts = list(self.registrar.lookup(mailbox, self._wall(now)))
+        return self._dispatch(self.mwi.mailbox_changed(mailbox, new, old, contacts, now), now)
 
     def hang_up_all(self, now: float) -> list[FrontAction]:
         if self.calls is None:
@@ -144,11 +165,13 @@ class SipFront:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _dispatch(self, actions: Sequence[Action | CallFinished], now: float) -> list[FrontAction]:
+    def _dispatch(
+        self, actions: Sequence[Action | CallFinished | AppRequest | SaveRecording], now: float
+    ) -> list[FrontAction]:
         out: list[FrontAction] = []
         calls = self.calls
         for action in actions:
-            if isinstance(action, Send | CallFinished):
+            if isinstance(action, Send | CallFinished | AppRequest | SaveRecording):
                 out.append(action)
             elif isinstance(action, RequestReceived):
                 if calls is not None and self._for_calls(action.request):
@@ -169,8 +192,19 @@ class SipFront:
                         )
                         out.extend(self._dispatch(answer, now))
                     continue
+                except _Subscribe as handoff:
+                    if self.mwi is not None:
+                        sub = self.mwi.subscribe(action.request, action.peer, handoff.caller, now)
+                        # the 200 first, then the NOTIFY it promises (RFC 6665 §4.2.1.2)
+                        out.extend(
+                            self._dispatch(self.layer.respond(action.key, sub.response, now), now)
+                        )
+                        out.extend(self._dispatch(sub.actions, now))
+                    continue
                 out.extend(extra)
                 out.extend(self._dispatch(self.layer.respond(action.key, response, now), now))
+            elif self.mwi is not None and self._mwi_owns(action):
+                self._mwi_answer(self.mwi, action)
             elif calls is None:
                 continue
             elif isinstance(action, ResponseReceived):
@@ -180,6 +214,21 @@ class SipFront:
             elif isinstance(action, Terminated):
                 calls.transaction_ended(action.key)
         return out
+
+    def _mwi_owns(self, action: Action) -> bool:
+        if not isinstance(action, ResponseReceived | TimedOut | TransportFailed | Terminated):
+            return False
+        key = action.key
+        return key is not None and self.mwi is not None and self.mwi.owns(key)
+
+    def _mwi_answer(self, mwi: MwiNotifier, action: Action) -> None:
+        if isinstance(action, ResponseReceived):
+            if action.key is not None:
+                mwi.response(action.key, action.response)
+        elif isinstance(action, TimedOut | TransportFailed):
+            mwi.failed(action.key)
+        elif isinstance(action, Terminated):
+            mwi.ended(action.key)
 
     @staticmethod
     def _for_calls(request: Request) -> bool:
@@ -229,7 +278,7 @@ class SipFront:
     def _answer_statelessly(self, request: Request, peer: Peer, now: float) -> list[FrontAction]:
         try:
             response, extra = self._answer(request, peer, now)
-        except (_Drop, _HandOff):  # a hand-off needs credentials: never stateless
+        except (_Drop, _HandOff, _Subscribe):  # a hand-off needs credentials: never stateless
             return []
         out: list[FrontAction] = list(extra)
         out.append(Send(response, peer, bytes(response)))
@@ -310,7 +359,12 @@ class SipFront:
             return self._response(
                 request,
                 200,
-                [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "path")],
+                [
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Supported", "path"),
+                    ("Allow-Events", MWI_EVENT),
+                ],
             ), []
         if method == "CANCEL":
             return self._response(request, 481), []
@@ -350,13 +404,23 @@ class SipFront:
         self.guard.success(address, creds.username, now)
         if request.method == "INVITE" and self.calls is not None:
             raise _HandOff(creds.username)
+        if request.method == "SUBSCRIBE" and self.mwi is not None:
+            raise _Subscribe(creds.username)
         if request.method != "REGISTER":
             return self._response(request, NOT_SERVED, [("Allow", ALLOW)]), []
         if to_user != creds.username:
             return self._response(request, 403, reason="Not allowed to register this AOR"), []
         answer, changes = self.registrar.register(request, creds.username, peer, self._wall(now))
         response = self._response(request, answer.status, list(answer.headers), answer.reason)
-        return response, [Persist(change) for change in changes]
+        extra: list[FrontAction] = [Persist(change) for change in changes]
+        mwi = self.mwi
+        if mwi is not None and not mwi.subscribed(creds.username):
+            # a phone that registers anew learns of waiting messages at once
+            for change in changes:
+                if isinstance(change, Upsert):
+                    sent = mwi.unsolicited(creds.username, change.binding, now, only_waiting=True)
+                    extra.extend(self._dispatch(sent, now))
+        return response, extra
 
     def _refusal(self, request: Request, verdict: Verdict) -> Response:
         if verdict is Verdict.DROP:
@@ -386,6 +450,14 @@ class SipFront:
 
 class _Drop(Exception):
     """Internal: the guard decided this request gets no answer at all."""
+
+
+class _Subscribe(Exception):  # noqa: N818 - control flow, not an error
+    """Internal: an authenticated SUBSCRIBE goes to the message-waiting notifier."""
+
+    def __init__(self, caller: str) -> None:
+        super().__init__(caller)
+        self.caller = caller
 
 
 class _HandOff(Exception):  # noqa: N818 - control flow, not an error

@@ -553,8 +553,8 @@ def request_uri(uri: Uri) -> Uri:
 
 
 def _check_creating(invite: Request, response: Response) -> None:
-    if invite.method != "INVITE":
-        raise DialogError(f"dialogs are created by INVITE here, not {invite.method}")
+    if invite.method not in ("INVITE", "SUBSCRIBE"):  # RFC 6665 §4.1.2.1: SUBSCRIBE too
+        raise DialogError(f"dialogs are created by INVITE or SUBSCRIBE, not {invite.method}")
     if not 101 <= response.status < 300:
         raise DialogError(f"a {response.status} does not create a dialog (§12.1)")
     if response.call_id != invite.call_id or response.cseq() != invite.cseq():

@@ -219,12 +219,81 @@ def v5_cdr(db: peewee.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+# Voicemail (mailboxes, their messages), auto-attendant menus and music on hold.
+# A message's audio lives in a file under the voicemail root; "filename" is relative
+# to that root ("2000/msg-1700000000000-1a2b3c4d.wav") so the data folder can move.
+# Rows of deleted messages are kept as history, hence the status in the index.
+_V6_VOICEMAIL: Final[tuple[str, ...]] = (
+    """CREATE TABLE "mailbox" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "extension_id" INTEGER NOT NULL
+            REFERENCES "extension" ("id") ON DELETE CASCADE,
+        "pin_hash" TEXT,
+        "email" TEXT,
+        "email_attach" INTEGER NOT NULL DEFAULT 1,
+        "max_message_seconds" REAL NOT NULL DEFAULT 180,
+        "max_messages" INTEGER NOT NULL DEFAULT 100,
+        "language" TEXT NOT NULL DEFAULT 'en',
+        "timezone" TEXT NOT NULL DEFAULT 'UTC',
+        "enabled" INTEGER NOT NULL DEFAULT 1,
+        "created_at" REAL NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "mailbox_extension_id" ON "mailbox" ("extension_id")',
+    """CREATE TABLE "voicemail_message" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "mailbox_id" INTEGER NOT NULL
+            REFERENCES "mailbox" ("id") ON DELETE CASCADE,
+        "caller" TEXT NOT NULL,
+        "caller_name" TEXT,
+        "received_at" REAL NOT NULL,
+        "duration" REAL NOT NULL,
+        "status" TEXT NOT NULL,
+        "urgent" INTEGER NOT NULL DEFAULT 0,
+        "filename" TEXT NOT NULL
+    )""",
+    'CREATE INDEX "voicemail_message_mailbox_id_status"'
+    ' ON "voicemail_message" ("mailbox_id", "status")',
+    # One row per file: start-up reconciliation matches files to rows by name.
+    'CREATE UNIQUE INDEX "voicemail_message_filename" ON "voicemail_message" ("filename")',
+    """CREATE TABLE "ivr_menu" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "name" TEXT NOT NULL,
+        "definition" TEXT NOT NULL,
+        "updated_at" REAL NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "ivr_menu_name" ON "ivr_menu" ("name")',
+    # SQLite adds a NOT NULL column in place when it has a constant default: existing
+    # rows read the default, no table rebuild (which would drop the v4 triggers).
+    """ALTER TABLE "extension" ADD COLUMN "moh_class" TEXT NOT NULL DEFAULT 'default'""",
+)
+
+
+def v6_voicemail(db: peewee.SqliteDatabase) -> None:
+    """Tables `mailbox`, `voicemail_message`, `ivr_menu`; `extension.moh_class`.
+
+    Mailbox and menu changes bump `revision.directory` like extension changes do: the
+    server caches which extensions have a mailbox, and the menus.
+    """
+    for statement in _V6_VOICEMAIL:
+        db.execute_sql(statement)
+    for table in ("mailbox", "ivr_menu"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute_sql(
+                f'CREATE TRIGGER "{table}_{event.lower()}_revision" AFTER {event} ON "{table}"'
+                " BEGIN"
+                f""" UPDATE "setting" SET "value" = CAST("value" AS INTEGER) + 1"""
+                f""" WHERE "key" = '{DIRECTORY_REVISION_KEY}';"""
+                " END"
+            )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     v1_initial,
     v2_registration_details,
     v3_settings,
     v4_directory_revision,
     v5_cdr,
+    v6_voicemail,
 )
 CURRENT_VERSION: Final = len(MIGRATIONS)
 

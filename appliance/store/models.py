@@ -30,6 +30,7 @@ class Extension(BaseModel):
     enabled = peewee.BooleanField(default=True)
     # Per-extension challenge order, e.g. "SHA-256,MD5"; NULL means the [auth] default.
     auth_algorithms = peewee.TextField(null=True)
+    moh_class = peewee.TextField(default="default")  # music-on-hold class for its callers
 
 
 class SipCredential(BaseModel):
@@ -134,6 +135,46 @@ class Cdr(BaseModel):
         indexes = ((("caller", "start_at"), False), (("callee", "start_at"), False))
 
 
+class Mailbox(BaseModel):
+    """Voicemail settings of one extension; its messages are `VoicemailMessage` rows."""
+
+    extension = peewee.ForeignKeyField(Extension, unique=True, on_delete="CASCADE")
+    pin_hash = peewee.TextField(null=True)  # passwords.hash_password of the PIN
+    email = peewee.TextField(null=True)  # where new-message notices go
+    email_attach = peewee.BooleanField(default=True)
+    max_message_seconds = peewee.FloatField(default=180.0)
+    max_messages = peewee.IntegerField(default=100)
+    language = peewee.TextField(default="en")
+    timezone = peewee.TextField(default="UTC")  # IANA name, for dates in prompts and e-mail
+    enabled = peewee.BooleanField(default=True)
+    created_at = peewee.FloatField()
+
+
+class VoicemailMessage(BaseModel):
+    """One message; see `appliance.store.voicemail` for the file it names."""
+
+    # index=False: the (mailbox, status) index below already serves look-ups by mailbox.
+    mailbox = peewee.ForeignKeyField(Mailbox, on_delete="CASCADE", index=False)
+    caller = peewee.TextField()
+    caller_name = peewee.TextField(null=True)
+    received_at = peewee.FloatField()  # Unix time
+    duration = peewee.FloatField()  # seconds
+    status = peewee.TextField()  # a MessageStatus value
+    urgent = peewee.BooleanField(default=False)
+    filename = peewee.TextField(unique=True)  # relative to the voicemail root
+
+    class Meta:
+        indexes = ((("mailbox", "status"), False),)
+
+
+class IvrMenu(BaseModel):
+    """An auto-attendant menu; `definition` is JSON in the menu module's format."""
+
+    name = peewee.TextField(unique=True)
+    definition = peewee.TextField()
+    updated_at = peewee.FloatField()  # Unix time
+
+
 MODELS: Final[tuple[type[BaseModel], ...]] = (
     Extension,
     SipCredential,
@@ -144,4 +185,7 @@ MODELS: Final[tuple[type[BaseModel], ...]] = (
     Lockout,
     Setting,
     Cdr,
+    Mailbox,
+    VoicemailMessage,
+    IvrMenu,
 )

@@ -47,7 +47,7 @@ def test_every_commented_default_is_valid_when_uncommented(tmp_path: Path) -> No
         for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
-    assert sum(len(table) for table in document.values()) == 25  # every key, shown once
+    assert sum(len(table) for table in document.values()) == 37  # every key, shown once
     config = Config.from_document(document, tmp_path, "x")
     # Every value shown is the default, except the dialplan: its routes are an example.
     assert dataclasses.replace(config, dialplan=Config(tmp_path).dialplan) == Config(tmp_path)
@@ -147,7 +147,7 @@ name = "yakboard-2"
         (
             "[sipp]\nx = 1",
             "sipp: unknown section"
-            " (known: general, sip, auth, http, media, calls, dialplan, board)",
+            " (known: general, sip, auth, http, media, calls, dialplan, voicemail, board)",
         ),
         ("domain = 'x'", "domain: unknown section"),
         (

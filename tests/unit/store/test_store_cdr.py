@@ -85,8 +85,8 @@ def _cdr_schema(
 
 
 def test_fresh_database_has_the_cdr_table_at_v5(db: peewee.SqliteDatabase) -> None:
-    assert CURRENT_VERSION == len(MIGRATIONS) == 5
-    assert schema_version(db) == 5
+    assert CURRENT_VERSION == len(MIGRATIONS) >= 5
+    assert schema_version(db) == CURRENT_VERSION
     columns, indexes = _cdr_schema(db)
     assert columns == set(Cdr._meta.columns) == {"id", *COLUMNS}
     assert indexes == {
@@ -116,7 +116,7 @@ def test_v1_fixture_migrates_to_v5_and_takes_cdrs(tmp_path: Path) -> None:
     con.close()
     db = open_database(path)
     try:
-        assert schema_version(db) == 5
+        assert schema_version(db) == CURRENT_VERSION
         _write(db, [_cdr(1)])
         assert query_cdrs(db) == [_cdr(1)]
     finally:
@@ -127,7 +127,7 @@ def test_v4_database_gains_only_the_cdr_table(tmp_path: Path) -> None:
     db = peewee.SqliteDatabase(str(tmp_path / "v4.db"))
     migrate_to_current(db, MIGRATIONS[:4])
     before = set(db.get_tables())
-    assert migrate_to_current(db) == 5
+    assert migrate_to_current(db, MIGRATIONS[:5]) == 5
     assert set(db.get_tables()) == before | {"cdr"}
     db.close()
 
