@@ -1234,6 +1234,9 @@ class B2bua:
         queue: list[AppEvent],
     ) -> None:
         if isinstance(action, _STORE_ACTIONS):
+            # rare (a few per voicemail call) and what an installer looks for in the log
+            box = getattr(action, "mailbox", "-")
+            log.info("call %d: mailbox %s: %s", call.number, box, type(action).__name__)
             out.append(AppRequest(call.number, action))
             return
         if call.ended or call.app is not session:
@@ -1249,6 +1252,7 @@ class B2bua:
                 session.playing = False
                 queue.append(PlaybackDone(True))
         elif isinstance(action, Record):
+            log.info("call %d: recording (at most %.0f s)", call.number, action.max_seconds)
             session.recording = True
             session.stop_digits = action.stop_digits
             self.media.record(leg, action.max_seconds, action.silence_seconds)

@@ -378,18 +378,21 @@ class SipFront:
     ) -> tuple[Response, list[FrontAction]]:
         address = peer.host
         to_user = request.to_addr().uri.user
+        # Whose algorithms a challenge offers: the AOR for REGISTER, else the caller
+        # (To names the one called: *97, another extension).
+        who = to_user if request.method == "REGISTER" else request.from_addr().uri.user
         creds = self.auth.credentials(request)
         if creds is None:
             verdict = self.guard.before_challenge(address, now)
             if verdict is Verdict.ALLOW:
-                return self._challenge(request, to_user, now), []
+                return self._challenge(request, who, now), []
             return self._refusal(request, verdict), []
         verdict = self.guard.before_verify(address, creds.username, now)
         if verdict is not Verdict.ALLOW:
             return self._refusal(request, verdict), []
         result = self.auth.verify(request, creds, now)
         if result.outcome is Outcome.STALE:
-            return self._challenge(request, to_user, now, stale=True), []
+            return self._challenge(request, who, now, stale=True), []
         if result.outcome is not Outcome.OK:
             locks = self.guard.failure(address, creds.username, now)
             for lock in locks:
@@ -400,7 +403,7 @@ class SipFront:
                     lock.failures,
                     address,
                 )
-            return self._challenge(request, to_user, now), [Locked(lock) for lock in locks]
+            return self._challenge(request, who, now), [Locked(lock) for lock in locks]
         self.guard.success(address, creds.username, now)
         if request.method == "INVITE" and self.calls is not None:
             raise _HandOff(creds.username)

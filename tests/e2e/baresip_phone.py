@@ -82,7 +82,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -247,8 +247,10 @@ class BaresipPhone:
         registrar: Registrar | None = None,
         changed: threading.Condition | None = None,
         sip_trace: bool = True,
+        apps: Sequence[str] = (),
     ) -> None:
         self.name = name
+        self.apps = tuple(apps)  # extra module_app lines, e.g. "mwi.so" (message waiting)
         self.home = home
         self.source = source
         self.user = user or name
@@ -322,6 +324,7 @@ class BaresipPhone:
                 "module\taubridge.so",
                 "module_app\tmenu.so",
                 "module_app\tctrl_tcp.so",
+                *(f"module_app\t{app}" for app in self.apps),
                 f"ctrl_tcp_listen\t{LOCALHOST}:{self.ctrl_port}",
                 f"snd_path\t{self.recordings_dir}",
                 "statmode_default\toff",
@@ -699,10 +702,12 @@ class Phones:
         """A phone with no registration, reachable at its `uri`."""
         return self._start(BaresipPhone(user, self.root / user, source, changed=self.changed))
 
-    def registered(self, user: str, source: Path, registrar: Registrar) -> BaresipPhone:
+    def registered(
+        self, user: str, source: Path, registrar: Registrar, apps: Sequence[str] = ()
+    ) -> BaresipPhone:
         """A phone registering `user` at `registrar`; call `wait_registered()` on it."""
         phone = BaresipPhone(
-            user, self.root / user, source, registrar=registrar, changed=self.changed
+            user, self.root / user, source, registrar=registrar, changed=self.changed, apps=apps
         )
         return self._start(phone)
 

@@ -148,7 +148,7 @@ class MailboxAccessApp:
         self.state = S.LOADING if mailbox is not None else S.ASK_MAILBOX
         self.mailbox = mailbox
         self._asks_mailbox = mailbox is None
-        self._own_phone = own_phone
+        self._own_phone = own_phone and mailbox is not None  # never for a typed mailbox
         self._default_language = language
         self._wall_time = wall_time
         self._config = config

@@ -87,7 +87,7 @@ class DepositApp:
         self.reason = reason
         self.caller = caller
         self.caller_name = caller_name
-        self.wall_time = wall_time  # Unix time the call reached the mailbox; the store stamps
+        self.wall_time = wall_time  # when the call came (logs); the store stamps received_at
         self.state = DepositState.LOADING
         self._announcer = announcer if announcer is not None else default_announcer()
         self._view: MailboxView | None = None
