@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
 import peewee
 
 from appliance.config import (
@@ -317,6 +319,50 @@ def cmd_mailbox_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _telephony_audio(path: Path) -> npt.NDArray[np.int16]:
+    """An uploaded WAV (any common rate, width, channels) as 8 kHz mono, or StoreError."""
+    from appliance.media.wav import WavError, convert_upload
+
+    try:
+        return convert_upload(path.read_bytes())
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except WavError as exc:
+        raise StoreError(f"{path}: {exc}") from None
+
+
+def cmd_mailbox_greeting(args: argparse.Namespace) -> int:
+    from appliance.media.wav import write_wav_atomic
+    from appliance.pbx.app_events import GreetingKind
+
+    samples = _telephony_audio(args.file)
+    config, db = _open(args.data)
+    try:
+        store = VoicemailStore(db, config.data_dir / "voicemail")
+        spooled = store.new_recording_path()
+        write_wav_atomic(spooled, samples)
+        if not store.save_greeting(args.number, GreetingKind(args.kind), spooled):
+            store.discard_recording(spooled)
+            raise StoreError(f"extension {args.number} has no mailbox")
+    finally:
+        db.close()
+    out(f"{args.kind} greeting of {args.number} set ({len(samples) / 8000:.1f} s)")
+    return 0
+
+
+def cmd_prompt_set(args: argparse.Namespace) -> int:
+    from appliance.media.wav import write_wav_atomic
+
+    if not args.name.replace("-", "").replace("_", "").isalnum():
+        raise StoreError(f"prompt name {args.name!r}: letters, digits, - and _ only")
+    samples = _telephony_audio(args.file)
+    folder = args.data / "prompts" / args.language
+    folder.mkdir(parents=True, exist_ok=True)
+    write_wav_atomic(folder / f"{args.name}.wav", samples)
+    out(f"prompt {args.name} ({args.language}) set ({len(samples) / 8000:.1f} s)")
+    return 0
+
+
 def cmd_ivr_load(args: argparse.Namespace) -> int:
     from appliance.pbx.ivr.menu import IvrError, parse_ivr  # only this command needs it
     from appliance.store.models import Extension, Mailbox
@@ -471,6 +517,18 @@ def build_parser(default_data: Path) -> argparse.ArgumentParser:
     box.add_argument("--max-messages", type=int, default=100, metavar="N")
     box.add_argument("--language", default="en", choices=("en", "es", "fr"))
     box.add_argument("--timezone", default="UTC", metavar="ZONE")
+    greet = command(mailbox, "greeting", cmd_mailbox_greeting, "set a greeting from a WAV file")
+    greet.add_argument("number")
+    greet.add_argument("kind", choices=("unavailable", "busy", "name"))
+    greet.add_argument("file", type=Path)
+
+    prompt = commands.add_parser("prompt", help="installer's own prompts").add_subparsers(
+        dest="prompt_command", required=True, metavar="ACTION"
+    )
+    own = command(prompt, "set", cmd_prompt_set, "record a prompt from a WAV file (any rate)")
+    own.add_argument("name", help="a prompt name (e.g. welcome) or a custom: menu item name")
+    own.add_argument("file", type=Path)
+    own.add_argument("--language", default="en", choices=("en", "es", "fr"))
 
     ivr = commands.add_parser("ivr", help="manage the auto-attendant").add_subparsers(
         dest="ivr_command", required=True, metavar="ACTION"

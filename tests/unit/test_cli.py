@@ -302,3 +302,45 @@ def test_ext_auth_sets_and_resets_one_phones_challenge_order(data: Path, capsys:
         assert Directory(db, "yakyak.local").get("101").algorithms is None
     finally:
         db.close()
+
+
+def _stereo_wav(path: Path, rate: int, seconds: float) -> Path:
+    import wave
+
+    import numpy as np
+
+    t = np.arange(int(rate * seconds)) / rate
+    tone = (np.sin(2 * np.pi * 440 * t) * 10000).astype("<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(2)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(np.repeat(tone, 2).tobytes())
+    return path
+
+
+def test_mailbox_greeting_and_prompt_uploads_are_converted_to_8khz(
+    data: Path, capsys: Capture, tmp_path: Path
+) -> None:
+    import wave
+
+    assert (
+        run(capsys, "ext", "add", "101", "--password", "pw-101-long", "--data", str(data))[0] == 0
+    )
+    assert run(capsys, "mailbox", "add", "101", "--pin", "4711", "--data", str(data))[0] == 0
+    upload = _stereo_wav(tmp_path / "greet.wav", 44100, 2.0)
+    code, out, _ = run(
+        capsys, "mailbox", "greeting", "101", "busy", str(upload), "--data", str(data)
+    )
+    assert code == 0 and "2.0 s" in out
+    with wave.open(str(data / "voicemail" / "101" / "greet-busy.wav"), "rb") as f:
+        assert (f.getframerate(), f.getnchannels(), f.getsampwidth()) == (8000, 1, 2)
+        assert abs(f.getnframes() - 16000) <= 160
+    code, _, _ = run(capsys, "prompt", "set", "welcome", str(upload), "--data", str(data))
+    assert code == 0 and (data / "prompts" / "en" / "welcome.wav").is_file()
+
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(upload.read_bytes()[:100])  # a header promising data that is not there
+    code, _, err = run(capsys, "mailbox", "greeting", "101", "name", str(bad), "--data", str(data))
+    assert code == 1 and "bad.wav" in err and "truncated" in err
+    assert not (data / "voicemail" / "101" / "greet-name.wav").exists()
