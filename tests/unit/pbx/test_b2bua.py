@@ -12,6 +12,7 @@ import pytest
 from appliance.pbx.app_events import PlayItem, RecordEnd
 from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
+from appliance.pbx.call_apps import CallApps
 from appliance.pbx.call_events import Disposition, Dtmf, DtmfSource, Side
 from appliance.pbx.causes import Cause
 from appliance.pbx.dialplan import Dialplan
@@ -20,6 +21,7 @@ from appliance.pbx.location import Binding
 from appliance.pbx.media_port import (
     DtmfDetected,
     LegQualityReport,
+    MediaEvent,
     MediaUnavailable,
     RecordedAudio,
     RtpStopped,
@@ -133,6 +135,7 @@ class Rig:
         self,
         contacts: tuple[Peer, ...] = (BOB1,),
         dialplan: Dialplan | None = None,
+        apps: CallApps | None = None,
         **config: float,
     ) -> None:
         accounts = {
@@ -166,6 +169,7 @@ class Rig:
             config=CallConfig(**config),  # type: ignore[arg-type]
             dialplan=dialplan,
             wall_clock=lambda now: now + WALL,
+            apps=apps,
         )
         self.front = SipFront(
             layer,
@@ -179,6 +183,7 @@ class Rig:
         self.now = 0.0
         self.inbox: dict[Peer, list[Request | Response]] = {}
         self.finished: list[CallFinished] = []
+        self.out: list[object] = []
         self._branch = 0
 
     # -- plumbing --
@@ -201,6 +206,8 @@ class Rig:
                 self.inbox.setdefault(peer, []).append(message)
             elif isinstance(action, CallFinished):
                 self.finished.append(action)
+            else:
+                self.out.append(action)  # for call applications: store requests
 
     def take(self, peer: Peer) -> list[Request | Response]:
         return self.inbox.pop(peer, [])
@@ -301,6 +308,22 @@ class Rig:
             f"{ctype_line}Content-Length: {len(body)}\r\n\r\n{body}",
             peer,
         )
+
+    def media_event(self, event: MediaEvent) -> None:
+        self._take(list(self.front.media_event(event, self.now)))
+
+    def info_digit(self, ok: Response, digit: str, cseq: int = 3) -> None:
+        """The caller presses ``digit`` (SIP INFO, which needs no RTP in a unit test)."""
+        body = f"Signal={digit}\r\nDuration=160\r\n"
+        self.in_dialog(ALICE, ok, "INFO", cseq, body, "application/dtmf-relay")
+
+    def call_attendant(self) -> Response:
+        """101 dials 500, routed to menu "main": answered by the appliance; our 200."""
+        self.invite("500")
+        ok = [r for r in self.responses(ALICE) if r.status == 200][0]
+        self.take(ALICE)
+        self.ack(ok)
+        return ok
 
     def connect(self) -> tuple[Request, Response, Request]:
         """101 calls 102 at BOB1, 180, 200, ACK: returns (their INVITE, our 200, bob INVITE)."""

@@ -860,3 +860,11 @@ def test_standard_announcer_counts_and_envelope() -> None:
         M1.recording,
     )
     assert when[0] == Prompt.RECEIVED  # said by say_datetime, not added again
+
+
+def test_own_phone_does_not_open_a_typed_mailbox_without_pin() -> None:
+    rig = Rig(mailbox=None, own_phone=True)
+    rig.start()
+    rig.done()
+    rig.keys("201#")
+    assert rig.send(MailboxLoaded("201", box(has_pin=False))) == [ask(Prompt.ENTER_PIN)]
