@@ -6,31 +6,17 @@ and transcodes the media; the CDR it writes must show the call and the packets."
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sipp_peer import finished, free_udp_port, sipp_callee
 
 if TYPE_CHECKING:
-    from conftest import Extension, ServerFactory, SippRunner, YakyakServer
+    from conftest import ServerFactory, SippRunner, YakyakServer
 
 pytestmark = pytest.mark.timeout(90)
-
-SCENARIOS = Path(__file__).parent / "sipp"
-SIPP = "/usr/bin/sipp"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    return port
 
 
 def _cdrs(data: Path, timeout: float = 5.0) -> list[sqlite3.Row]:
@@ -44,82 +30,9 @@ def _cdrs(data: Path, timeout: float = 5.0) -> list[sqlite3.Row]:
         time.sleep(0.2)
 
 
-@contextmanager
-def sipp_callee(
-    server: YakyakServer,
-    sipp: SippRunner,
-    ext: Extension,
-    scenario: str,
-    run_dir: Path,
-    contacts: int = 1,
-) -> Iterator[subprocess.Popen[str]]:
-    """Register ``ext`` from a free port with sipp, then run ``scenario`` as a sipp UAS on
-    that port in the background; yields it, and makes sure it is gone afterwards.
-    ``contacts``: how many phones ``ext`` has registered once this one has."""
-    run_dir.mkdir()
-    (run_dir / "users.csv").write_text(
-        f"SEQUENTIAL\n{ext.number};{server.domain};"
-        f"[authentication username={ext.number} password={ext.password}]\n",
-        encoding="ascii",
-    )
-    port = _free_port()
-    registered = sipp("register_auth.xml", server, users=[ext], local_port=port)
-    assert registered.returncode == 0, registered.describe()
-    uas = subprocess.Popen(
-        [
-            SIPP,
-            server.target,
-            "-sf",
-            str(SCENARIOS / scenario),
-            "-inf",
-            str(run_dir / "users.csv"),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(_free_port() & ~1),
-            "-rtp_echo",
-            "-m",
-            "1",
-            "-bind_local",
-            "-nostdin",
-            "-recv_timeout",
-            "30000",
-            "-trace_msg",
-            "-message_file",
-            str(run_dir / "messages.log"),
-            "-trace_err",
-            "-error_file",
-            str(run_dir / "errors.log"),
-        ],
-        cwd=run_dir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        seen = server.wait_for_contacts({ext.number: contacts}, timeout=10.0)
-        assert seen[ext.number] == contacts
-        yield uas
-    finally:
-        if uas.poll() is None:
-            uas.kill()
-            uas.wait(timeout=5)
-
-
-def finished(uas: subprocess.Popen[str], run_dir: Path) -> None:
-    rc = uas.wait(timeout=20)
-    messages = (run_dir / "messages.log").read_text(errors="replace")
-    assert rc == 0, f"sipp callee exit {rc}\n{messages[-4000:]}"
-
-
 def call(server: YakyakServer, sipp: SippRunner, scenario: str, callee: str) -> None:
     caller = server.extensions[0]
-    media = ["-mi", "127.0.0.1", "-mp", str(_free_port() & ~1)]
+    media = ["-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1)]
     result = sipp(scenario, server, users=[caller], timeout=60.0, extra=["-s", callee, *media])
     assert result.returncode == 0, result.describe() + "\n--- yakyak\n" + server.log()[-3000:]
 

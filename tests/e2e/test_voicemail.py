@@ -24,16 +24,20 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from aiosmtpd.controller import Controller
 from audio_check import TONE_B_HZ, check_wav, read_wav, write_tone_wav, write_wav
 from baresip_phone import BaresipPhone, Phones, Registrar
+from sipp_peer import finished, free_udp_port, register, start_uas, stop_uas
 
 if TYPE_CHECKING:
-    from conftest import Extension, ServerFactory, YakyakServer
+    from conftest import Extension, ServerFactory, SippRunner, YakyakServer
 
 pytestmark = pytest.mark.e2e
 
@@ -126,12 +130,13 @@ def wait_rows(server: YakyakServer, sql: str, want: int, timeout: float = TIMEOU
     return rows
 
 
-def prepare(server: YakyakServer, ivr: Path | None = None) -> None:
+def prepare(server: YakyakServer, ivr: Path | None = None, email: str | None = None) -> None:
     """MD5-only challenges for baresip, a mailbox for 102, the menus if given."""
+    mailbox = ("mailbox", "add", "102", "--pin", PIN) + (("--email", email) if email else ())
     steps: list[tuple[str, ...]] = [
         ("ext", "auth", "101", "--algorithms", "MD5"),
         ("ext", "auth", "102", "--algorithms", "MD5"),
-        ("mailbox", "add", "102", "--pin", PIN),
+        mailbox,
     ]
     if ivr is not None:
         steps.append(("ivr", "load", str(ivr)))
@@ -146,7 +151,8 @@ def registrar(server: YakyakServer, number: str) -> Registrar:
 
 
 def leave_message(server: YakyakServer, alice: BaresipPhone, seconds: float) -> None:
-    """Alice calls 102 (no phone registered), waits for the beep, talks, hangs up."""
+    """Alice calls 102 (whose phone is absent or busy), waits for the beep, talks,
+    hangs up."""
     mark = server.log_mark()
     alice.dial(f"sip:102@{server.host}:{server.port}")
     alice.wait_event("CALL_ESTABLISHED", TIMEOUT)
@@ -290,3 +296,71 @@ def test_a_crash_while_recording_leaves_the_mailbox_consistent(
     assert files == [first], files  # nothing half-written, no orphan
     assert not list((folder / ".spool").glob("*")) if (folder / ".spool").exists() else True
     assert best_match(read_pcm(folder / str(first)), read_pcm(source)) > MATCH
+
+
+class Sink:
+    """An SMTP server on loopback (aiosmtpd) keeping what it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(bytes(envelope.original_content))
+        return "250 OK"
+
+
+def test_busy_phone_voicemail_notify_without_subscription_and_email(
+    yakyak_servers: ServerFactory, phones: Phones, sipp: SippRunner, tmp_path: Path
+) -> None:
+    """102's phone is a sipp that answers 486 and never subscribes: the caller gets the
+    busy greeting and leaves a message, the phone gets an unsolicited NOTIFY, and the
+    owner an e-mail with the message attached, through an SMTP server on loopback."""
+    sink = Sink()
+    smtp_port = free_udp_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        server = yakyak_servers(
+            config={"voicemail.smtp_host": '"127.0.0.1"', "voicemail.smtp_port": str(smtp_port)}
+        )
+        prepare(server, email="bob@example.com")
+        source = noise_source(tmp_path / "alice.wav")
+        alice = phones.registered("101", source, registrar(server, "101"))
+        alice.wait_registered()
+        bob = next(e for e in server.extensions if e.number == "102")
+        run_dir = tmp_path / "bob"
+        port = register(server, sipp, bob, run_dir)
+        busy = start_uas(server, "call_uas_busy.xml", run_dir, port, "busy")
+        try:
+            mark = server.log_mark()
+            alice.dial(f"sip:102@{server.host}:{server.port}")
+            alice.wait_event("CALL_ESTABLISHED", TIMEOUT)
+            finished(busy, run_dir, "busy")  # 486 from the phone came first
+        finally:
+            stop_uas(busy)
+        notified = start_uas(server, "notify_uas.xml", run_dir, port, "notify")
+        try:
+            assert server.wait_for_log(RECORDING, TIMEOUT, since=mark), server.log()[-3000:]
+            time.sleep(3.0)
+            alice.hangup()
+            alice.wait_event("CALL_CLOSED", TIMEOUT)
+            finished(notified, run_dir, "notify")
+        finally:
+            stop_uas(notified)
+        assert server.wait_for_log(r"to the mailbox of 102 \(busy\)", 1.0, since=mark)
+        assert server.wait_for_log(r"mailbox 102: StoreMessage", 1.0, since=mark)
+
+        (filename,) = wait_rows(server, "SELECT filename FROM voicemail_message", 1)[0]
+        stored = server.data / "voicemail" / str(filename)
+        deadline = time.monotonic() + TIMEOUT
+        while not sink.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sink.messages, server.log()[-3000:]
+        mail = BytesParser(policy=policy.default).parsebytes(sink.messages[0])
+        assert mail["To"] == "bob@example.com"
+        assert "101" in str(mail["Subject"])
+        (attachment,) = [part for part in mail.iter_attachments()]
+        assert attachment.get_content_type() == "audio/wav"
+        assert attachment.get_content() == stored.read_bytes()
+    finally:
+        controller.stop()
