@@ -31,6 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from appliance.system.files import fsync_folder
+
 TELEPHONY_RATE: Final = 8000
 MAX_WAV_BYTES: Final = 50 * 1024 * 1024  # a few minutes of CD audio; bounds memory use
 MIN_RATE: Final = 4000
@@ -306,13 +308,4 @@ def write_wav_atomic(
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename lives in the folder's entries; without this a power cut can undo it.
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_folder(folder)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Final
 
+from appliance.pbx.addressing import binding_target, our_contact
 from appliance.pbx.app_events import (
     AppAction,
     AppEvent,
@@ -576,7 +577,7 @@ class B2bua:
         from_addr = request.from_addr()
         host, port = self._local(peer)
         a_leg = SipLeg(
-            Side.CALLER, a_media.leg_id, peer, a_media, _contact(host, port, peer.transport)
+            Side.CALLER, a_media.leg_id, peer, a_media, our_contact(host, port, peer.transport)
         )
         a_leg.local_sdp = a_answer
         a_leg.params = a_params
@@ -628,11 +629,8 @@ class B2bua:
         self, call: Call, binding: Binding, display: str | None, now: float, out: list[B2buaAction]
     ) -> None:
         contact = binding.contact
-        uri = Uri.parse(contact)
-        transport = binding.transport or "udp"
-        host = binding.source_host or uri.host.strip("[]")
-        port = binding.source_port or uri.port or 5060
-        peer = Peer(transport, host, port)
+        uri, peer = binding_target(binding)
+        transport = peer.transport
         local_host, local_port = self._local(peer)
         via = Via(transport.upper(), local_host, local_port, (("rport", None),))
         via = via.with_param("branch", self.layer.new_branch())
@@ -644,7 +642,7 @@ class B2bua:
             ("To", f"<sip:{call.ringing or call.callee}@{self.domain}>"),
             ("Call-ID", call.b_call_id),
             ("CSeq", "1 INVITE"),
-            ("Contact", _contact(local_host, local_port, transport)),
+            ("Contact", our_contact(local_host, local_port, transport)),
             ("Allow", ALLOW),
             ("Supported", "100rel, timer"),
             ("Session-Expires", str(self.config.session_expires)),
@@ -764,7 +762,7 @@ class B2bua:
                 call.b_media.leg_id,
                 fork.peer,
                 call.b_media,
-                _contact(host, port, fork.peer.transport),
+                our_contact(host, port, fork.peer.transport),
             )
             leg.dialog = dialog
             leg.local_sdp = call.b_offer
@@ -1721,12 +1719,6 @@ def _better(status: int, best: int) -> bool:
 def _cause_of(request: Request) -> Cause:
     reason = request.get("Reason")
     return (reason and parse_reason(reason)) or Cause.NORMAL_CLEARING
-
-
-def _contact(host: str, port: int, transport: str) -> str:
-    host_text = f"[{host}]" if ":" in host else host
-    suffix = "" if transport == "udp" else f";transport={transport}"
-    return f"<sip:yakyak@{host_text}:{port}{suffix}>"
 
 
 def _quote(text: str) -> str:

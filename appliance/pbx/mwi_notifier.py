@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from appliance.pbx.addressing import binding_target, our_contact
 from appliance.pbx.location import Binding
 from appliance.pbx.voicemail.mwi import MessageSummary, format_summary
 from appliance.sip.dialog import Dialog, DialogError
@@ -28,7 +29,6 @@ from appliance.sip.headers import Via
 from appliance.sip.message import Header, Request, Response, make_response
 from appliance.sip.transaction import Action, TransactionError, TransactionKey, TransactionLayer
 from appliance.sip.transport import Peer
-from appliance.sip.uri import Uri
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class MwiNotifier:
             return SubscribeAnswer(self._response(request, 503, [("Retry-After", "60")]), [])
         tag = format(self._rng.getrandbits(48), "x")
         host, port = self._local(peer)
-        contact = _contact(host, port, peer.transport)
+        contact = our_contact(host, port, peer.transport)
         response = self._response(
             request, 200, [("Expires", str(expires)), ("Contact", contact)], to_tag=tag
         )
@@ -167,11 +167,8 @@ class MwiNotifier:
         counts = self._counts.get(mailbox)
         if counts is None or (only_waiting and counts[0] == 0):
             return []
-        uri = Uri.parse(binding.contact)
-        transport = binding.transport or "udp"
-        host = binding.source_host or uri.host.strip("[]")
-        port = binding.source_port or uri.port or 5060
-        peer = Peer(transport, host, port)
+        uri, peer = binding_target(binding)
+        transport = peer.transport
         local_host, local_port = self._local(peer)
         via = Via(transport.upper(), local_host, local_port, (("rport", None),))
         via = via.with_param("branch", self.layer.new_branch())
@@ -183,7 +180,7 @@ class MwiNotifier:
             ("To", f"<sip:{mailbox}@{self.domain}>"),
             ("Call-ID", f"{token}@yakyak"),
             ("CSeq", "1 NOTIFY"),
-            ("Contact", _contact(local_host, local_port, transport)),
+            ("Contact", our_contact(local_host, local_port, transport)),
             ("Event", EVENT),
             ("Subscription-State", "active"),
             self._server,
@@ -301,9 +298,3 @@ def _expires(request: Request) -> int:
         return max(int(value.strip()), 0)
     except ValueError:
         return DEFAULT_EXPIRES
-
-
-def _contact(host: str, port: int, transport: str) -> str:
-    host_text = f"[{host}]" if ":" in host else host
-    suffix = "" if transport == "udp" else f";transport={transport}"
-    return f"<sip:yakyak@{host_text}:{port}{suffix}>"

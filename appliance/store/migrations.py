@@ -168,7 +168,12 @@ def v4_directory_revision(db: peewee.SqliteDatabase) -> None:
         'INSERT OR IGNORE INTO "setting" ("key", "value") VALUES (?, ?)',
         (DIRECTORY_REVISION_KEY, "0"),
     )
-    for table in _REVISED_TABLES:
+    _revision_triggers(db, _REVISED_TABLES)
+
+
+def _revision_triggers(db: peewee.SqliteDatabase, tables: tuple[str, ...]) -> None:
+    """Any change to a row of ``tables`` bumps `revision.directory`."""
+    for table in tables:
         for event in ("INSERT", "UPDATE", "DELETE"):
             db.execute_sql(
                 f'CREATE TRIGGER "{table}_{event.lower()}_revision" AFTER {event} ON "{table}"'
@@ -276,15 +281,7 @@ def v6_voicemail(db: peewee.SqliteDatabase) -> None:
     """
     for statement in _V6_VOICEMAIL:
         db.execute_sql(statement)
-    for table in ("mailbox", "ivr_menu"):
-        for event in ("INSERT", "UPDATE", "DELETE"):
-            db.execute_sql(
-                f'CREATE TRIGGER "{table}_{event.lower()}_revision" AFTER {event} ON "{table}"'
-                " BEGIN"
-                f""" UPDATE "setting" SET "value" = CAST("value" AS INTEGER) + 1"""
-                f""" WHERE "key" = '{DIRECTORY_REVISION_KEY}';"""
-                " END"
-            )
+    _revision_triggers(db, ("mailbox", "ivr_menu"))
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (

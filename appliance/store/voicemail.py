@@ -45,6 +45,7 @@ from appliance.store.errors import NotFoundError, StoreError
 from appliance.store.extensions import check_email, check_number
 from appliance.store.models import Extension, Mailbox, VoicemailMessage
 from appliance.store.passwords import hash_password, spend_verify_time, verify_password
+from appliance.system.files import fsync_file, fsync_folder
 
 logger = logging.getLogger(__name__)
 
@@ -120,23 +121,6 @@ class ReconcileReport:
                 self.orphan_boxes_removed,
             )
         )
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames and unlinks in `path` durable (rename is atomic, not durable)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _is_temp(name: str) -> bool:
@@ -249,7 +233,7 @@ class VoicemailStore:
             # stay): its messages and greetings must not reach the number's new owner.
             logger.warning("removing %s, left by a deleted mailbox", folder)
             shutil.rmtree(folder)
-            _fsync_dir(self._root)
+            fsync_folder(self._root)
         try:
             with self._db.atomic():
                 Mailbox.insert(
@@ -389,11 +373,11 @@ class VoicemailStore:
         folder = self._ensure_box_dir(number)
         target = folder / f"msg-{round(received_at * 1000)}-{secrets.token_hex(6)}.wav"
         try:
-            _fsync_file(source)
+            fsync_file(source)
         except FileNotFoundError:
             raise StoreError(f"recording {source} does not exist") from None
         os.replace(source, target)
-        _fsync_dir(folder)
+        fsync_folder(folder)
         with self._db.atomic():
             message_id = VoicemailMessage.insert(
                 mailbox=box.id,
@@ -421,7 +405,7 @@ class VoicemailStore:
         if status is MessageStatus.DELETED:
             path = self._root / row.filename
             path.unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            fsync_folder(path.parent)
         with self._db.atomic():
             VoicemailMessage.update(status=status.value).where(
                 VoicemailMessage.id == row.id
@@ -440,11 +424,11 @@ class VoicemailStore:
             return False
         folder = self._ensure_box_dir(number)
         try:
-            _fsync_file(source)
+            fsync_file(source)
         except FileNotFoundError:
             raise StoreError(f"recording {source} does not exist") from None
         os.replace(source, self._greeting_path(number, kind))
-        _fsync_dir(folder)
+        fsync_folder(folder)
         return True
 
     def remove_greeting(self, number: str, kind: GreetingKind) -> bool:
@@ -456,7 +440,7 @@ class VoicemailStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(path.parent)
+        fsync_folder(path.parent)
         return True
 
     # -- start-up ------------------------------------------------------------------
@@ -477,7 +461,7 @@ class VoicemailStore:
             _remove(entry)
             report.spool_removed += 1
         if report.spool_removed:
-            _fsync_dir(self._spool)
+            fsync_folder(self._spool)
         boxes = {
             number: box_id
             for box_id, number in Mailbox.select(Mailbox.id, Extension.number)
@@ -515,7 +499,7 @@ class VoicemailStore:
                 report.orphan_boxes_removed += 1
                 root_changed = True
         if root_changed:
-            _fsync_dir(self._root)
+            fsync_folder(self._root)
         missing = [
             (message_id, box_id, filename)
             for filename, (message_id, box_id, status) in rows.items()
@@ -597,7 +581,7 @@ class VoicemailStore:
                 }
             )
         if removed:
-            _fsync_dir(folder)
+            fsync_folder(folder)
         return present
 
     # -- helpers -------------------------------------------------------------------
@@ -652,7 +636,7 @@ class VoicemailStore:
         folder = self._box_dir(number)
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self._root)
+            fsync_folder(self._root)
         return folder
 
     def _greeting_path(self, number: str, kind: GreetingKind) -> Path:
