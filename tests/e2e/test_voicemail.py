@@ -364,3 +364,63 @@ def test_busy_phone_voicemail_notify_without_subscription_and_email(
         assert attachment.get_content() == stored.read_bytes()
     finally:
         controller.stop()
+
+
+def test_unanswered_call_is_cancelled_at_the_phone_and_goes_to_voicemail(
+    yakyak_servers: ServerFactory, phones: Phones, sipp: SippRunner, tmp_path: Path
+) -> None:
+    server = yakyak_servers(config={"calls.no_answer_timeout": "2"})
+    prepare(server)
+    alice = phones.registered("101", noise_source(tmp_path / "alice.wav"), registrar(server, "101"))
+    alice.wait_registered()
+    bob = next(e for e in server.extensions if e.number == "102")
+    run_dir = tmp_path / "bob"
+    port = register(server, sipp, bob, run_dir)
+    ringing = start_uas(server, "call_uas_ring.xml", run_dir, port, "ring")
+    try:
+        mark = server.log_mark()
+        alice.dial(f"sip:102@{server.host}:{server.port}")
+        alice.wait_event("CALL_ESTABLISHED", TIMEOUT)  # after 2 s: the mailbox answers
+        finished(ringing, run_dir, "ring")  # the phone got CANCEL and answered 487
+    finally:
+        stop_uas(ringing)
+    assert server.wait_for_log(r"to the mailbox of 102 \(no-answer\)", 1.0, since=mark)
+    assert server.wait_for_log(RECORDING, TIMEOUT, since=mark), server.log()[-3000:]
+    alice.hangup()
+    alice.wait_event("CALL_CLOSED", TIMEOUT)
+
+
+def test_hold_plays_music_to_the_other_phone(
+    yakyak_server: YakyakServer, phones: Phones, tmp_path: Path
+) -> None:
+    """A holding baresip sends no RTP at all (see baresip_phone.py): what the held phone
+    receives meanwhile is our music on hold."""
+    server = yakyak_server
+    prepare(server)
+    alice = phones.registered("101", noise_source(tmp_path / "alice.wav"), registrar(server, "101"))
+    bob = phones.registered(
+        "102",
+        write_tone_wav(tmp_path / "bob.wav", TONE_B_HZ, SOURCE_SECONDS),
+        registrar(server, "102"),
+    )
+    alice.wait_registered()
+    bob.wait_registered()
+    server.wait_for_contacts({"101": 1, "102": 1})
+    alice.dial(f"sip:102@{server.host}:{server.port}")
+    bob.wait_event("CALL_INCOMING", TIMEOUT, unless=alice.closed_reason)
+    bob.answer()
+    alice.wait_event("CALL_ESTABLISHED", TIMEOUT)
+    bob.wait_heard(1.0, TIMEOUT)
+
+    alice.hold()
+    alice.wait_event("CALL_REMOTE_SDP", TIMEOUT)
+    bob.wait_event("CALL_REMOTE_SDP", TIMEOUT)  # our sendonly re-INVITE
+    time.sleep(0.5)
+    before = bob.rtp_received()
+    assert bob.wait_rtp(before + 75, 5.0) >= before + 75, "102 hears nothing while held"
+    alice.resume()
+    alice.wait_event("CALL_REMOTE_SDP", TIMEOUT)
+    at_alice = alice.rtp_received()
+    assert alice.wait_rtp(at_alice + 25, 5.0) >= at_alice + 25
+    alice.hangup()
+    bob.wait_event("CALL_CLOSED", TIMEOUT)
