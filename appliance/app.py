@@ -59,6 +59,7 @@ HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, binding expiry, watchdog pi
 # a few times a second instead of once per REGISTER.
 STORE_HANDOVER: Final = 0.2
 GC_THRESHOLDS: Final = (10_000, 10, 20)
+APP_DRAIN: Final = 10.0  # s: at stop, for messages being recorded to reach the store
 NONCE_SECRET_KEY: Final = "auth.nonce_secret"
 REVISION_KEY: Final = "revision.directory"
 
@@ -199,6 +200,13 @@ class Appliance:
         # the sockets are still open; one loop turn lets the datagrams leave.
         self.sip.hang_up_all()
         await asyncio.sleep(0)
+        # Messages being recorded when the calls were hung up are written and kept
+        # before the store closes (bounded: a stuck disk must not hold up the stop).
+        deadline = self.loop.time() + APP_DRAIN
+        while (self.calls.apps_pending or self.apps.busy) and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.calls.apps_pending:
+            log.error("%d voicemail message(s) not kept before the stop", self.calls.apps_pending)
         await self.sip.close()
         self.media.close_all()
         await self.media.wait_closed()
@@ -209,7 +217,7 @@ class Appliance:
             log.error("registration writer did not finish in time")
         if not self.cdrs.close(timeout=10.0):
             log.error("CDR writer did not finish in time")
-        self.apps.close()  # messages being kept are finished first
+        self.apps.close()  # e-mails still being sent go out first
         self.db.close()
 
     # -- outputs of the SIP front --------------------------------------------------

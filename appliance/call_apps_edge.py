@@ -97,6 +97,7 @@ class CallAppsEdge:
         self._mailboxes: frozenset[str] = frozenset()
         self._music_classes: dict[str, str] = {}
         self._ivr: IvrConfig | None = None
+        self._futures: set[Future[None]] = set()
         self.post_event: PostEvent = lambda call, event: None
         self.post_counts: PostCounts = lambda mailbox, new, old: None
 
@@ -104,9 +105,7 @@ class CallAppsEdge:
 
     def load(self) -> None:
         """Read mailboxes, music classes and menus; reconcile the voicemail folder."""
-        report = self.store.reconcile()
-        if report.changed:
-            log.info("voicemail folder reconciled: %s", report)
+        self.store.reconcile()  # logs a warning itself when it had to repair anything
         self.reload()
 
     def reload(self) -> None:
@@ -174,8 +173,8 @@ class CallAppsEdge:
     # -- the media engine's clip loader (on the loop; files are cached) --------------
 
     def clips(self, item: PlayItem, language: str) -> Sequence[Clip]:
-        if isinstance(item, Recording):
-            return [self.prompts.load(Path(item.path))]
+        if isinstance(item, Recording):  # a message or greeting: read when it plays
+            return [self.prompts.load(Path(item.path), cache=False)]
         if item.startswith(MUSIC_PREFIX):
             files = self.music.files(item[len(MUSIC_PREFIX) :])
             if not files:
@@ -196,13 +195,19 @@ class CallAppsEdge:
 
     def submit(self, action: AppRequest | SaveRecording) -> None:
         future = self._worker.submit(self._work, action)
-        future.add_done_callback(_log_failure)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    @property
+    def busy(self) -> bool:
+        """Work submitted and not yet done (shutdown waits for it)."""
+        return any(not future.done() for future in list(self._futures))
 
     def _work(self, action: AppRequest | SaveRecording) -> None:
         try:
             event = self._do(action)
-        except (OSError, ValueError, StoreError, peewee.PeeweeException) as exc:
-            log.error("call %d: %s failed: %s", action.call, type(action).__name__, exc)
+        except Exception as exc:  # whatever failed, the application must get an answer
+            log.error("call %d: %s failed: %r", action.call, type(action).__name__, exc)
             event = _failed(action)  # the application must not wait for ever
         if event is not None:
             self._loop.call_soon_threadsafe(self.post_event, action.call, event)
@@ -283,7 +288,8 @@ class CallAppsEdge:
 
 def _failed(request: AppRequest | SaveRecording) -> AppEvent | None:
     if isinstance(request, SaveRecording):
-        return None
+        # no file: as if nothing was said (the application discards it, says sorry)
+        return RecordingDone(Recording(""), 0.0, request.audio.end)
     action = request.action
     if isinstance(action, LoadMailbox | SaveGreeting):
         return MailboxLoaded(action.mailbox, None)
@@ -292,9 +298,3 @@ def _failed(request: AppRequest | SaveRecording) -> AppEvent | None:
     if isinstance(action, StoreMessage):
         return MessageStored(action.mailbox, None)
     return None
-
-
-def _log_failure(future: Future[None]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("voicemail work failed: %r", exc, exc_info=exc)

@@ -195,6 +195,7 @@ class UdpMediaEngine:
         self._wallclock = wallclock  # for SR NTP timestamps only (RFC 3550 §6.4.1)
         self._tones = tones or ToneBank(country)  # encodes every tone now, not mid-call
         self._clips = clips or _no_clips
+        self._queues = 0  # playback queues made, for their numbers
         self._legs: dict[str, _Leg] = {}
         self._generating: dict[str, _Leg] = {}
         self._clock = MediaClock(loop, self._tick, self.config.clock)
@@ -287,16 +288,29 @@ class UdpMediaEngine:
 
     def play(
         self, leg: MediaLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
-    ) -> None:
+    ) -> int:
         state = self._state(leg)
         playback = state.playback
         if playback is None or playback.loop != loop:
-            playback = state.playback = Playback(self._clips, state.relay.codec, loop)
+            self._queues += 1
+            playback = Playback(self._clips, state.relay.codec, loop, self._queues)
+            state.playback = playback
             state.playback_marker = True
         playback.add(items, language)
         _, t = self._next_tick()
         self._start_generating(state, t)
         self._update_mute(state)
+        return playback.ident
+
+    def unbridge(self, leg: MediaLeg) -> None:
+        state = self._state(leg)
+        peer = state.peer
+        if peer is None:
+            return
+        peer.peer = None
+        state.peer = None
+        self._rewire(peer)
+        self._rewire(state)
 
     def stop_playback(self, leg: MediaLeg) -> bool:
         state = self._state(leg)
@@ -596,7 +610,7 @@ class UdpMediaEngine:
         if frame is None:
             leg.playback = None
             self._update_mute(leg)
-            self._emit(PlaybackFinished(leg.leg_id))
+            self._emit(PlaybackFinished(leg.leg_id, playback.ident))
             return
         if target is None:
             return

@@ -32,7 +32,10 @@ ClipLoader = Callable[[PlayItem, str], Sequence[npt.NDArray[np.int16]]]
 class Playback:
     """The queue of one leg; ``next_frame`` is called once per tick."""
 
-    def __init__(self, loader: ClipLoader, codec: Codec, loop: bool = False) -> None:
+    def __init__(
+        self, loader: ClipLoader, codec: Codec, loop: bool = False, ident: int = 0
+    ) -> None:
+        self.ident = ident  # the queue's number, which PlaybackFinished carries back
         self._loader = loader
         self._codec = codec
         self.loop = loop

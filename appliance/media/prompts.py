@@ -137,11 +137,14 @@ class PromptLibrary:
         custom: Path | None = None,
         fallback: str = FALLBACK_LANGUAGE,
         cache_entries: int = 128,
+        cache_bytes: int = 48 * 1024 * 1024,  # about 50 min of 8 kHz audio (music included)
     ) -> None:
         self._roots = tuple(sound_roots)
         self._custom = custom
         self._fallback = fallback
         self._cache_entries = cache_entries
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._cache: OrderedDict[Path, _Cached] = OrderedDict()
 
     def path(self, name: str, language: str) -> Path:
@@ -166,7 +169,9 @@ class PromptLibrary:
                     return candidate
         raise PromptMissing(name, languages)
 
-    def load(self, name_or_path: str | Path, language: str = FALLBACK_LANGUAGE) -> Samples:
+    def load(
+        self, name_or_path: str | Path, language: str = FALLBACK_LANGUAGE, *, cache: bool = True
+    ) -> Samples:
         """Decoded 8 kHz mono int16 audio, read-only, shared between callers.
 
         A ``Path`` is loaded as is (a greeting, a music file); a ``str`` is a prompt
@@ -181,10 +186,18 @@ class PromptLibrary:
             return cached.samples
         samples = to_telephony(read_wav(path.read_bytes()))
         samples.setflags(write=False)  # shared by every call playing it
+        if not cache:  # a message heard once: not worth the memory
+            return samples
+        if cached is not None:
+            self._cached_bytes -= cached.samples.nbytes
         self._cache[path] = _Cached(stamp, samples)
+        self._cached_bytes += samples.nbytes
         self._cache.move_to_end(path)
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
+        while len(self._cache) > 1 and (
+            len(self._cache) > self._cache_entries or self._cached_bytes > self._cache_bytes
+        ):
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.samples.nbytes
         return samples
 
     def languages(self) -> list[str]:

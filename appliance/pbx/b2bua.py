@@ -208,6 +208,7 @@ class B2bua:
         # Calls hung up while their application still had a message to save: the
         # application lives on until the store has it (``app_event``).
         self._detached: dict[int, Call] = {}
+        self._detached_legs: dict[str, int] = {}  # their media leg ids, for a late recording
         self._dialogs = DialogTable()
         self._calls: dict[int, Call] = {}
         self._by_server_key: dict[TransactionKey, Call] = {}
@@ -310,6 +311,8 @@ class B2bua:
             ended = self._ended_forks.get(key) if key is not None else None
             if ended is not None and 200 <= response.status < 300:
                 self._end_unwanted(ended, response, now, out)
+            elif ended is not None and 100 < response.status < 200:
+                self._cancel_ended(ended, now, out)
             else:
                 self._stray_response(key, response, now, out)
             return out
@@ -368,6 +371,13 @@ class B2bua:
         out: list[B2buaAction] = []
         self._now = now
         call = self._by_leg_id.get(event.leg_id)
+        if call is None and isinstance(event, RecordingStopped):
+            number = self._detached_legs.pop(event.leg_id, None)
+            detached = self._detached.get(number) if number is not None else None
+            if detached is not None and detached.app is not None:
+                detached.app.recording = False
+                out.append(SaveRecording(detached.number, event.audio))
+            return out
         if call is None or call.ended:
             return out
         leg = call.a if call.a.leg_id == event.leg_id else call.b
@@ -391,8 +401,10 @@ class B2bua:
         elif isinstance(event, PlaybackFinished):
             session = call.app
             if session is not None and leg is call.a and session.playing:
-                session.playing = False
-                self._app_run(call, session, [], now, out, [PlaybackDone(False)])
+                if event.queue == session.queue:
+                    session.playing = False
+                    session.queue = None
+                    self._app_run(call, session, [], now, out, [PlaybackDone(False)])
         elif isinstance(event, RecordingStopped):
             session = call.app
             if session is not None and session.recording:
@@ -790,6 +802,12 @@ class B2bua:
         except NegotiationError as exc:
             log.info("call %d: callee's answer unusable: %s", call.number, exc.reason)
             self._bye(call, leg, Cause.INCOMPATIBLE_DESTINATION, now, out)  # its 2xx made a dialog
+            session = call.app
+            if session is not None and session.transferring is not None:
+                for other in call.forks:
+                    self._send_cancel(call, other, now, out)
+                self._transfer_failed(call, session, False, now, out)
+                return
             self._end(call, Fail(Cause.INCOMPATIBLE_DESTINATION), Side.CALLEE, now, out)
             return
         leg.params = stream_params(media)
@@ -907,6 +925,19 @@ class B2bua:
             _, actions = self.layer.request(bye, peer, now)
         except TransactionError:
             return
+        out.extend(actions)
+
+    def _cancel_ended(self, ended: tuple[bytes, Peer], now: float, out: list[B2buaAction]) -> None:
+        """A fork we gave up on before it sent anything now rings: CANCEL it (RFC 3261
+        §9.1 let us only once it had answered provisionally)."""
+        data, peer = ended
+        try:
+            invite = parse_message(data)
+            if not isinstance(invite, Request):
+                return
+            _, actions = self.layer.request(make_cancel(invite), peer, now)
+        except (ParseError, TransactionError):
+            return  # a CANCEL is already on its way
         out.extend(actions)
 
     def _stray_response(
@@ -1151,11 +1182,21 @@ class B2bua:
         session = call.app
         self._app_run(call, session, [], now, out, [event])
         if call.ended:
-            if session.app.finished:
-                self._detached.pop(number, None)
+            if session.app.finished and not session.recording:
+                self._drop_detached(number)
         else:
             self._schedule(call)
         return out
+
+    @property
+    def apps_pending(self) -> int:
+        """Hung-up calls whose application still has a message to keep."""
+        return len(self._detached)
+
+    def _drop_detached(self, number: int) -> None:
+        call = self._detached.pop(number, None)
+        if call is not None:
+            self._detached_legs.pop(call.a.leg_id, None)
 
     def _has_mailbox(self, extension: str) -> bool:
         return self.apps is not None and self.apps.has_mailbox(extension)
@@ -1169,6 +1210,8 @@ class B2bua:
             return False
         log.info("call %d: to the mailbox of %s (%s)", call.number, extension, reason.value)
         call.b = None  # an early dialog being cancelled; its fork gets CANCEL below
+        if call.early_media:
+            self.media.unbridge(call.a.media)  # the caller talks to the mailbox only
         return self._to_app(call, StartVoicemail(extension, reason), now, out)
 
     def _to_app(self, call: Call, target: AppTarget, now: float, out: list[B2buaAction]) -> bool:
@@ -1244,10 +1287,11 @@ class B2bua:
             language = action.language or session.language
             session.barge_in = action.barge_in and (session.barge_in or not session.playing)
             session.playing = True
-            self.media.play(leg, action.items, language)
+            session.queue = self.media.play(leg, action.items, language)
         elif isinstance(action, StopPlayback):
             if self.media.stop_playback(leg) or session.playing:
                 session.playing = False
+                session.queue = None  # a PlaybackFinished of it still on its way is stale
                 queue.append(PlaybackDone(True))
         elif isinstance(action, Record):
             log.info("call %d: recording (at most %.0f s)", call.number, action.max_seconds)
@@ -1256,8 +1300,8 @@ class B2bua:
             self.media.record(leg, action.max_seconds, action.silence_seconds)
         elif isinstance(action, StopRecording):
             audio = self.media.stop_recording(leg, RecordEnd.STOPPED)
-            session.recording = False
-            if audio is not None:
+            if audio is not None:  # else the engine ended it: RecordingStopped is coming
+                session.recording = False
                 out.append(SaveRecording(call.number, audio))
         elif isinstance(action, SetTimer):
             session.timer_at = now + action.seconds
@@ -1282,15 +1326,16 @@ class B2bua:
         if session is None or leg is not call.a or session.transferring is not None:
             return
         if session.recording and digit in session.stop_digits:
-            session.recording = False
             audio = self.media.stop_recording(call.a.media, RecordEnd.DIGIT)
-            if audio is not None:
+            if audio is not None:  # else the engine ended it: RecordingStopped is coming
+                session.recording = False
                 out.append(SaveRecording(call.number, audio))
             return  # the stop key ends the recording and is not a choice
         events: list[AppEvent] = []
         if session.playing and session.barge_in:
             self.media.stop_playback(call.a.media)
             session.playing = False
+            session.queue = None  # its PlaybackFinished, if already sent, is stale
             events.append(PlaybackDone(True))
         events.append(DigitPressed(digit))
         self._app_run(call, session, [], now, out, events)
@@ -1376,7 +1421,9 @@ class B2bua:
         if not held:
             self.media.stop_playback(other.media)
             return
-        extension = call.caller if holder is call.a else (call.extension or call.callee)
+        extension = (
+            call.caller if holder is call.a else (call.ringing or call.extension or call.callee)
+        )
         music = self.apps.music_class(extension)
         if music:
             self.media.play(other.media, [f"moh:{music}"], "en", loop=True)
@@ -1401,8 +1448,10 @@ class B2bua:
         recorded = None
         if session is not None:
             if session.recording:
-                session.recording = False
                 recorded = self.media.stop_recording(call.a.media, RecordEnd.HANG_UP)
+                # None: the engine ended it this very turn; its RecordingStopped reaches
+                # the detached application (``_detached_legs``)
+                session.recording = recorded is None
             self.media.stop_playback(call.a.media)
             session.playing = False
             session.timer_at = None
@@ -1469,12 +1518,14 @@ class B2bua:
         if recorded is not None:
             out.append(SaveRecording(call.number, recorded))
         self._app_run(call, session, [], now, out, [CallerHungUp()])
-        if not session.app.finished:
+        if not session.app.finished or session.recording:
             self._detached[call.number] = call
+            if session.recording:
+                self._detached_legs[call.a.leg_id] = call.number
             while len(self._detached) > MAX_DETACHED_APPS:
                 dropped = next(iter(self._detached))
                 log.warning("call %d: application dropped before it finished", dropped)
-                del self._detached[dropped]
+                self._drop_detached(dropped)
 
     def _bye(
         self, call: Call, leg: SipLeg, cause: Cause, now: float, out: list[B2buaAction]

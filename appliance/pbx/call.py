@@ -124,6 +124,7 @@ class AppSession:
     app: CallApp
     timer_at: float | None = None
     playing: bool = False
+    queue: int | None = None  # the engine's playback queue the application is waiting on
     barge_in: bool = False
     recording: bool = False
     stop_digits: str = ""

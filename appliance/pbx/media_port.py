@@ -104,12 +104,17 @@ class MediaEngine(Protocol):
 
     def play(
         self, leg: MediaLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
-    ) -> None:
+    ) -> int:
         """Queue prompts or recordings for the leg's phone after whatever is queued,
         paced by the media clock (relaying towards the leg pauses meanwhile); a
-        ``PlaybackFinished`` event follows when the queue has run out. ``loop``
-        repeats the queue until ``stop_playback`` (music on hold). An item that
-        cannot be loaded is skipped (logged)."""
+        ``PlaybackFinished`` event naming the queue follows when it has run out.
+        Returns the queue's number (the same while items are added to one queue).
+        ``loop`` repeats the queue until ``stop_playback`` (music on hold). An item
+        that cannot be loaded is skipped (logged)."""
+        ...
+
+    def unbridge(self, leg: MediaLeg) -> None:
+        """Stop relaying between the leg and the one it is bridged to, if any."""
         ...
 
     def stop_playback(self, leg: MediaLeg) -> bool:
@@ -168,9 +173,11 @@ class RecordedAudio:
 
 @dataclass(frozen=True, slots=True)
 class PlaybackFinished:
-    """The leg's playback queue ran out."""
+    """The leg's playback queue ``queue`` (as ``play`` returned it) ran out. It may
+    arrive after call control stopped that queue in the same loop turn: compare."""
 
     leg_id: str
+    queue: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Final
 from appliance.pbx.addressing import binding_target, our_contact
 from appliance.pbx.location import Binding
 from appliance.pbx.voicemail.mwi import MessageSummary, format_summary
-from appliance.sip.dialog import Dialog, DialogError
+from appliance.sip.dialog import Dialog, DialogError, Reject
 from appliance.sip.errors import ParseError
 from appliance.sip.headers import Via
 from appliance.sip.message import Header, Request, Response, make_response
@@ -85,9 +85,6 @@ class MwiNotifier:
         event = (request.get("Event") or "").split(";")[0].strip().lower()
         if event != EVENT:
             return SubscribeAnswer(self._response(request, 489, [("Allow-Events", EVENT)]), [])
-        mailbox = request.uri.user or ""
-        if mailbox != subscriber:
-            return SubscribeAnswer(self._response(request, 403, reason="Not your mailbox"), [])
         expires = _expires(request)
         if 0 < expires < MIN_EXPIRES:
             return SubscribeAnswer(
@@ -95,8 +92,11 @@ class MwiNotifier:
             )
         expires = min(expires, MAX_EXPIRES)
         to_tag = request.to_addr().tag
-        if to_tag:
-            return self._refresh(request, to_tag, expires, now)
+        if to_tag:  # a refresh goes to our Contact: the dialog says whose mailbox it is
+            return self._refresh(request, peer, subscriber, to_tag, expires, now)
+        mailbox = request.uri.user or ""
+        if mailbox != subscriber:
+            return SubscribeAnswer(self._response(request, 403, reason="Not your mailbox"), [])
         if expires and len(self._subs) >= MAX_SUBSCRIPTIONS:
             return SubscribeAnswer(self._response(request, 503, [("Retry-After", "60")]), [])
         tag = format(self._rng.getrandbits(48), "x")
@@ -115,23 +115,36 @@ class MwiNotifier:
             self._subs[key] = sub
             log.info("MWI: %s subscribed for %d s", mailbox, expires)
         # RFC 6665 §4.2.1.2: a NOTIFY follows at once, also for a fetch (Expires: 0)
-        actions = self._notify(key if expires else None, sub, now, terminated=not expires)
+        ended = None if expires else "fetched"
+        actions = self._notify(key if expires else None, sub, now, ended=ended)
         return SubscribeAnswer(response, actions)
 
-    def _refresh(self, request: Request, to_tag: str, expires: int, now: float) -> SubscribeAnswer:
+    def _refresh(
+        self,
+        request: Request,
+        peer: Peer,
+        subscriber: str,
+        to_tag: str,
+        expires: int,
+        now: float,
+    ) -> SubscribeAnswer:
         key = (request.call_id, to_tag, request.from_addr().tag or "")
         sub = self._subs.get(key)
         if sub is None:
             return SubscribeAnswer(self._response(request, 481), [])
+        if sub.mailbox != subscriber:
+            return SubscribeAnswer(self._response(request, 403, reason="Not your mailbox"), [])
         decision = sub.dialog.receive_request(request, now)
-        del decision  # CSeq order is all we need from it; a refresh is always answered
+        if isinstance(decision, Reject):  # e.g. a CSeq that went backwards (§12.2.2)
+            return SubscribeAnswer(decision.response(request), [])
+        sub.peer = peer  # the phone may have moved (a new NAT mapping)
         response = self._response(request, 200, [("Expires", str(expires))])
         if expires:
             sub.expires_at = now + expires
             return SubscribeAnswer(response, self._notify(key, sub, now))
         del self._subs[key]
         log.info("MWI: %s unsubscribed", sub.mailbox)
-        return SubscribeAnswer(response, self._notify(None, sub, now, terminated=True))
+        return SubscribeAnswer(response, self._notify(None, sub, now, ended="unsubscribed"))
 
     def subscribed(self, mailbox: str) -> bool:
         return any(sub.mailbox == mailbox for sub in self._subs.values())
@@ -201,7 +214,7 @@ class MwiNotifier:
             if sub.expires_at <= now:
                 del self._subs[key]
                 log.info("MWI: subscription of %s expired", sub.mailbox)
-                actions.extend(self._notify(None, sub, now, terminated=True))
+                actions.extend(self._notify(None, sub, now, ended="timeout"))
         return actions
 
     def owns(self, key: TransactionKey) -> bool:
@@ -233,10 +246,14 @@ class MwiNotifier:
         key: tuple[str, str, str] | None,
         sub: Subscription,
         now: float,
-        terminated: bool = False,
+        ended: str | None = None,
     ) -> list[Action]:
-        if terminated:
+        """``ended``: why this is the last NOTIFY: "timeout" (expired, RFC 6665 §4.1.3),
+        "unsubscribed" or "fetched" (Expires: 0; no reason, the phone asked)."""
+        if ended == "timeout":
             state = "terminated;reason=timeout"
+        elif ended is not None:
+            state = "terminated"
         else:
             state = f"active;expires={max(int(sub.expires_at - now), 0)}"
         try:

@@ -521,7 +521,7 @@ class VoicemailStore:
         for number, box_id in sorted(boxes.items()):
             if box_id in changed_ids:
                 self._changed(number)
-        logger.log(logging.WARNING if report.changed else logging.INFO, "reconciled: %s", report)
+        logger.log(logging.WARNING if report.changed else logging.DEBUG, "reconciled: %s", report)
         return report
 
     def _scan_box(

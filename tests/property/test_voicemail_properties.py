@@ -235,11 +235,9 @@ class Engine:
     def press(self, key: str, done_first: bool) -> None:
         if self.play is not None and self.play.barge_in and not self.stopped:
             self.stopped = True  # the engine stops the queue for the key
-            first, second = PlaybackDone(True), DigitPressed(key)
-            if not done_first:
-                first, second = second, first
-            self.deliver(first)
-            self.deliver(second)
+            pair: list[AppEvent] = [PlaybackDone(True), DigitPressed(key)]
+            for event in pair if done_first else reversed(pair):
+                self.deliver(event)
         else:
             self.deliver(DigitPressed(key))
 

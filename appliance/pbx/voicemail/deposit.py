@@ -38,6 +38,7 @@ from appliance.pbx.app_events import (
     LoadMailbox,
     MailboxLoaded,
     MailboxView,
+    MessageStored,
     Play,
     PlaybackDone,
     PlayItem,
@@ -67,6 +68,7 @@ class DepositState(Enum):
     SKIPPING = "skipping"  # '#' pressed: StopPlayback sent, its PlaybackDone awaited
     BEEP = "beep"
     RECORDING = "recording"  # RecordingDone awaited
+    STORING = "storing"  # StoreMessage sent, caller still there: MessageStored awaited
     CLOSING = "closing"  # last prompts playing; HangUp when they end
     DONE = "done"
 
@@ -117,8 +119,12 @@ class DepositApp:
             return self._digit(event.digit)
         if isinstance(event, PlaybackDone):
             return self._playback_done()
-        # TimerFired, PinChecked, MessageStored, TransferFailed: this application sets no
-        # timer and waits for no answer to StoreMessage, so they carry no news.
+        if isinstance(event, MessageStored) and self.state is DepositState.STORING:
+            # "saved" only once it is: a mailbox that filled up meanwhile says sorry
+            said = Prompt.MESSAGE_SAVED if event.message_id is not None else Prompt.SORRY
+            return self._close([said, Prompt.GOODBYE])
+        # TimerFired, PinChecked, TransferFailed: this application sets no timer and
+        # transfers nowhere, so they carry no news.
         return []
 
     # -- events ----------------------------------------------------------------------
@@ -168,7 +174,7 @@ class DepositApp:
 
     def _hung_up(self) -> list[AppAction]:
         self._caller_gone = True
-        if self.state is not DepositState.RECORDING:
+        if self.state is not DepositState.RECORDING:  # STORING: the store has it already
             self.state = DepositState.DONE  # nothing was being recorded: nothing to keep
         return []
 
@@ -193,7 +199,8 @@ class DepositApp:
         if gone:
             self.state = DepositState.DONE
             return [stored]
-        return [stored, *self._close([Prompt.MESSAGE_SAVED, Prompt.GOODBYE])]
+        self.state = DepositState.STORING
+        return [stored]
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -206,6 +206,22 @@ def test_the_cache_forgets_the_least_recently_used(sounds: Path) -> None:
     assert library.load(Prompt.GOODBYE, "en") is not goodbye
 
 
+def test_the_cache_is_bounded_by_bytes_too(sounds: Path) -> None:
+    library = PromptLibrary([sounds], cache_bytes=2 * tone().nbytes)
+    beep = library.load(Prompt.BEEP, "en")
+    library.load(Prompt.GOODBYE, "en")
+    library.load("digits/7", "en")  # three clips do not fit in two clips' bytes
+    assert library.load(Prompt.BEEP, "en") is not beep
+
+
+def test_a_recording_loaded_uncached_is_read_each_time(sounds: Path) -> None:
+    library = PromptLibrary([sounds])
+    path = sounds / "en" / "beep.wav"
+    first = library.load(path, cache=False)
+    assert library.load(path, cache=False) is not first
+    assert np.array_equal(first, tone())
+
+
 # --- music on hold ------------------------------------------------------------------
 
 

@@ -83,6 +83,8 @@ class RecordingMedia:
     played: list[tuple[str, tuple[PlayItem, ...], bool]] = field(default_factory=list)
     playing: dict[str, bool] = field(default_factory=dict)
     recording: dict[str, float] = field(default_factory=dict)
+    unbridged: list[str] = field(default_factory=list)
+    queues: int = 0
 
     def open_leg(self, leg_id: str, peer_host: str) -> FakeLeg:
         if not self.free:
@@ -106,9 +108,15 @@ class RecordingMedia:
 
     def play(
         self, leg: FakeLeg, items: Sequence[PlayItem], language: str, *, loop: bool = False
-    ) -> None:
+    ) -> int:
         self.played.append((leg.leg_id, tuple(items), loop))
+        if not self.playing.get(leg.leg_id):
+            self.queues += 1
         self.playing[leg.leg_id] = True
+        return self.queues
+
+    def unbridge(self, leg: FakeLeg) -> None:
+        self.unbridged.append(leg.leg_id)
 
     def stop_playback(self, leg: FakeLeg) -> bool:
         return self.playing.pop(leg.leg_id, False)

@@ -28,7 +28,8 @@ from appliance.pbx.app_events import (  # noqa: E402
 )
 from appliance.pbx.call_apps import AppRequest, AppTarget, SaveRecording  # noqa: E402
 from appliance.pbx.dialplan import Dialplan  # noqa: E402
-from appliance.pbx.media_port import PlaybackFinished  # noqa: E402
+from appliance.pbx.media_port import PlaybackFinished, RecordedAudio, RecordingStopped  # noqa: E402
+from appliance.sip.message import Response  # noqa: E402
 
 ATTENDANT = Dialplan.from_dicts(
     [{"name": "menu", "pattern": "500", "target": {"type": "ivr", "menu": "main"}}]
@@ -125,7 +126,7 @@ def test_a_digit_barges_in_and_a_hang_up_while_recording_hands_over_the_audio() 
     rig.info_digit(ok, "2")  # while the beep plays
     assert app.events == [PlaybackDone(True), DigitPressed("2")]
     assert "1a" in rig.media.recording
-    rig.media_event(PlaybackFinished("1a"))  # a late report of the stopped queue
+    rig.media_event(PlaybackFinished("1a", 1))  # a late report of the stopped queue
     assert app.events == [PlaybackDone(True), DigitPressed("2")]
     rig.out.clear()
     rig.in_dialog(ALICE, ok, "BYE", 5)
@@ -169,3 +170,101 @@ def test_hold_plays_music_to_the_other_phone_until_resume() -> None:
     resume = OFFER.replace("o=alice 1 1", "o=alice 1 3")
     rig.in_dialog(ALICE, ok, "INVITE", 4, resume)
     assert not rig.media.playing.get("1b")
+
+
+@dataclass
+class ReplayApp(ScriptApp):
+    """Plays "beep" again on every digit."""
+
+    def handle(self, event: AppEvent, now: float) -> list[AppAction]:
+        self.events.append(event)
+        if isinstance(event, DigitPressed):
+            return [Play(("vm-intro",))]
+        return []
+
+
+def test_a_queue_that_ran_out_as_a_digit_came_is_not_taken_for_the_next_one() -> None:
+    apps = Apps()
+    rig = Rig(contacts=(), apps=apps)
+    made: list[ScriptApp] = []
+
+    def create(
+        target: AppTarget, caller: str, caller_name: str | None, wall: float
+    ) -> CallApp | None:
+        app = ReplayApp(target)
+        made.append(app)
+        return app
+
+    apps.create = create  # type: ignore[method-assign]
+    rig.invite()
+    ok = [r for r in rig.responses(ALICE) if r.status == 200][0]
+    rig.ack(ok)
+    app = made[0]
+    first = rig.media.queues
+    rig.info_digit(ok, "5")  # the engine's "queue ran out" for `first` is on its way
+    assert app.events == [PlaybackDone(True), DigitPressed("5")]
+    rig.media_event(PlaybackFinished("1a", first))  # stale: the app is playing anew
+    assert app.events == [PlaybackDone(True), DigitPressed("5")]
+    rig.media_event(PlaybackFinished("1a", rig.media.queues))
+    assert app.events[-1] == PlaybackDone(False)
+
+
+def recording_call() -> tuple[Rig, Response, ScriptApp]:
+    apps = Apps()
+    rig = Rig(contacts=(), apps=apps)
+    rig.invite()
+    ok = [r for r in rig.responses(ALICE) if r.status == 200][0]
+    rig.ack(ok)
+    rig.info_digit(ok, "2")  # the app starts recording
+    assert "1a" in rig.media.recording
+    return rig, ok, apps.made[0]
+
+
+def test_a_recording_the_engine_ended_as_the_caller_hung_up_is_still_kept() -> None:
+    rig, ok, app = recording_call()
+    del rig.media.recording["1a"]  # the engine ended it (silence); its event is queued
+    rig.out.clear()
+    rig.in_dialog(ALICE, ok, "BYE", 5)
+    assert not [a for a in rig.out if isinstance(a, SaveRecording)]
+    assert rig.calls.apps_pending == 1  # the application waits for its recording
+    audio = RecordedAudio(b"\0\0" * 16000, RecordEnd.SILENCE)
+    rig.media_event(RecordingStopped("1a", audio))
+    (saved,) = [a for a in rig.out if isinstance(a, SaveRecording)]
+    assert saved.call == 1 and saved.audio is audio
+
+
+def test_a_stop_digit_racing_the_engine_s_own_end_loses_nothing() -> None:
+    rig, ok, app = recording_call()
+    del rig.media.recording["1a"]
+    rig.out.clear()
+    rig.info_digit(ok, "#", cseq=4)
+    assert not [a for a in rig.out if isinstance(a, SaveRecording)]
+    audio = RecordedAudio(b"\0\0" * 16000, RecordEnd.MAX_LENGTH)
+    rig.media_event(RecordingStopped("1a", audio))
+    assert [a.audio for a in rig.out if isinstance(a, SaveRecording)] == [audio]
+
+
+def test_a_diversion_after_early_media_unbridges_the_callee() -> None:
+    apps = Apps()
+    rig = Rig(apps=apps, no_answer_timeout=5.0)
+    rig.invite()
+    (b_invite,) = rig.requests(BOB1, "INVITE")
+    rig.answer(BOB1, b_invite, 183, "b1", sdp_answer(BOB1.host))
+    assert ("1a", "1b") in rig.media.bridges
+    rig.advance(6.0)
+    assert rig.media.unbridged == ["1a"]
+
+
+def test_a_fork_given_up_before_it_rang_is_cancelled_when_it_rings() -> None:
+    apps = Apps()
+    rig = Rig(apps=apps, dialplan=ATTENDANT, no_answer_timeout=5.0)
+    ok = rig.call_attendant()
+    rig.info_digit(ok, "1")
+    (b_invite,) = rig.requests(BOB1, "INVITE")
+    rig.take(BOB1)
+    rig.advance(6.0)  # no answer, not even a 100: the transfer fails, no CANCEL yet
+    assert not rig.requests(BOB1, "CANCEL")
+    rig.info_digit(ok, "1", cseq=4)  # try again: a new INVITE
+    rig.take(BOB1)
+    rig.answer(BOB1, b_invite, 180, "b1")  # the first one rings after all
+    assert rig.requests(BOB1, "CANCEL")

@@ -24,6 +24,7 @@ def notifier() -> MwiNotifier:
 
 def subscribe(
     box: str = "102",
+    target: str = "",
     expires: int | None = 600,
     event: str = "message-summary",
     to_tag: str = "",
@@ -33,7 +34,7 @@ def subscribe(
     tag = f";tag={to_tag}" if to_tag else ""
     expires_line = f"Expires: {expires}\r\n" if expires is not None else ""
     text = (
-        f"SUBSCRIBE sip:{box}@{DOMAIN} SIP/2.0\r\n"
+        f"SUBSCRIBE {target or f'sip:{box}@{DOMAIN}'} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {PHONE.host}:{PHONE.port};branch={branch}\r\n"
         f"From: <sip:102@{DOMAIN}>;tag=phone1\r\nTo: <sip:{box}@{DOMAIN}>{tag}\r\n"
         f"Call-ID: mwi-1@phone\r\nCSeq: {cseq} SUBSCRIBE\r\n"
@@ -116,8 +117,11 @@ def test_refresh_unsubscribe_and_expiry() -> None:
     mwi.set_counts("102", 1, 0)
     first = mwi.subscribe(subscribe(), PHONE, "102", 0.0)
     tag = first.response.to_addr().tag or ""
+    ours = first.response.get("Contact") or ""
+    assert ours.startswith("<sip:yakyak@")
+    to_us = ours.strip("<>")  # a refresh goes to our Contact, not to the mailbox
     refresh = mwi.subscribe(
-        subscribe(to_tag=tag, cseq=2, branch="z9hG4bKsub2"), PHONE, "102", 300.0
+        subscribe(target=to_us, to_tag=tag, cseq=2, branch="z9hG4bKsub2"), PHONE, "102", 300.0
     )
     assert refresh.response.status == 200 and len(notifies(refresh.actions)) == 1
     assert mwi.next_deadline() == 900.0
@@ -127,7 +131,7 @@ def test_refresh_unsubscribe_and_expiry() -> None:
     (last,) = notifies(end.actions)
     assert last.get("Subscription-State") or "".startswith("terminated")
     assert len(mwi) == 0
-    unknown = mwi.subscribe(subscribe(to_tag="nope", cseq=4), PHONE, "102", 500.0)
+    unknown = mwi.subscribe(subscribe(to_tag="nope", cseq=5), PHONE, "102", 500.0)
     assert unknown.response.status == 481
 
     mwi.subscribe(subscribe(branch="z9hG4bKsub5"), PHONE, "102", 1000.0)

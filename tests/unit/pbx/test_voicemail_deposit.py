@@ -277,10 +277,24 @@ def test_message_is_stored_then_thanked_and_hung_up() -> None:
     deposit = recording()
     assert feed(deposit, DigitPressed("#")) == []  # the engine's stop digit
     actions = feed(deposit, RecordingDone(TAKEN, 12.5, RecordEnd.DIGIT))
-    assert actions == [stored(), play(Prompt.MESSAGE_SAVED, Prompt.GOODBYE)]
+    assert actions == [stored()]  # "saved" only once the store says so
+    assert deposit.state is DepositState.STORING
+    assert feed(deposit, MessageStored("201", 7)) == [play(Prompt.MESSAGE_SAVED, Prompt.GOODBYE)]
     assert not deposit.finished
-    assert feed(deposit, MessageStored("201", 7)) == []
     assert feed(deposit, PlaybackDone(False)) == [HangUp()]
+    assert deposit.finished
+
+
+def test_a_message_the_store_could_not_keep_is_not_called_saved() -> None:
+    deposit = recording()
+    feed(deposit, RecordingDone(TAKEN, 12.5, RecordEnd.SILENCE))
+    assert feed(deposit, MessageStored("201", None)) == [play(Prompt.SORRY, Prompt.GOODBYE)]
+
+
+def test_hanging_up_while_the_store_works_ends_the_application() -> None:
+    deposit = recording()
+    feed(deposit, RecordingDone(TAKEN, 12.5, RecordEnd.SILENCE))
+    assert feed(deposit, CallerHungUp()) == []
     assert deposit.finished
 
 
@@ -288,7 +302,7 @@ def test_message_is_stored_then_thanked_and_hung_up() -> None:
 def test_other_endings_store_too(end: RecordEnd) -> None:
     deposit = recording()
     actions = feed(deposit, RecordingDone(TAKEN, 120.0, end))
-    assert actions == [stored(120.0), play(Prompt.MESSAGE_SAVED, Prompt.GOODBYE)]
+    assert actions == [stored(120.0)]
 
 
 def test_busy_deposit_records_the_same_way() -> None:
@@ -347,6 +361,7 @@ def test_hang_up_outside_recording_finishes_at_once(when: str) -> None:
         feed(deposit, PlaybackDone(False))
     if when == "closing":
         feed(deposit, PlaybackDone(False), RecordingDone(TAKEN, 5.0, RecordEnd.DIGIT))
+        feed(deposit, MessageStored("201", 1))
         assert deposit.state is DepositState.CLOSING
     assert feed(deposit, CallerHungUp()) == []
     assert deposit.finished
