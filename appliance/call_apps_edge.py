@@ -65,6 +65,8 @@ Clip = npt.NDArray[np.int16]
 PostEvent = Callable[[int, AppEvent], None]
 PostCounts = Callable[[str, int, int], None]
 CUSTOM_PREFIX = "custom:"
+PIN_MAX_FAILURES = 6  # wrong PINs for one mailbox within PIN_WINDOW lock it for the rest
+PIN_WINDOW = 900.0  # s
 MUSIC_PREFIX = "moh:"
 
 
@@ -98,6 +100,8 @@ class CallAppsEdge:
         self._music_classes: dict[str, str] = {}
         self._ivr: IvrConfig | None = None
         self._futures: set[Future[None]] = set()
+        self._music_turn: dict[str, int] = {}
+        self._pin_failures: dict[str, list[float]] = {}  # mailbox -> times (worker thread)
         self.post_event: PostEvent = lambda call, event: None
         self.post_counts: PostCounts = lambda mailbox, new, old: None
 
@@ -176,10 +180,15 @@ class CallAppsEdge:
         if isinstance(item, Recording):  # a message or greeting: read when it plays
             return [self.prompts.load(Path(item.path), cache=False)]
         if item.startswith(MUSIC_PREFIX):
-            files = self.music.files(item[len(MUSIC_PREFIX) :])
+            klass = item[len(MUSIC_PREFIX) :]
+            files = self.music.files(klass)
             if not files:
-                raise LookupError(f"no music for class {item[len(MUSIC_PREFIX) :]!r}")
-            return [self.prompts.load(files[0])]
+                raise LookupError(f"no music for class {klass!r}")
+            # a looping queue asks again at each round: the next file each time, and
+            # only the one playing is loaded
+            turn = self._music_turn.get(klass, 0)
+            self._music_turn[klass] = turn + 1
+            return [self.prompts.load(files[turn % len(files)])]
         if item.startswith(CUSTOM_PREFIX):
             name = item[len(CUSTOM_PREFIX) :]
             if not name.replace("-", "").replace("_", "").isalnum():
@@ -222,7 +231,7 @@ class CallAppsEdge:
         if isinstance(action, LoadMailbox):
             return MailboxLoaded(action.mailbox, self.store.view(action.mailbox))
         if isinstance(action, CheckPin):
-            return PinChecked(action.mailbox, self.store.check_pin(action.mailbox, action.pin))
+            return PinChecked(action.mailbox, self._check_pin(action.mailbox, action.pin))
         if isinstance(action, StoreMessage):
             received = time.time()
             message_id = self.store.store_message(
@@ -247,6 +256,22 @@ class CallAppsEdge:
         elif isinstance(action, SetPin):
             self.store.set_pin(action.mailbox, action.pin)
         return None
+
+    def _check_pin(self, mailbox: str, pin: str) -> bool:
+        """A PIN check, refused without looking while the mailbox is locked: a 4-digit
+        PIN must not be guessable at three tries per call, call after call."""
+        now = time.monotonic()
+        recent = [t for t in self._pin_failures.get(mailbox, []) if now - t < PIN_WINDOW]
+        if len(recent) >= PIN_MAX_FAILURES:
+            self._pin_failures[mailbox] = recent
+            log.warning("mailbox %s: PIN locked after %d wrong PINs", mailbox, len(recent))
+            return False
+        if self.store.check_pin(mailbox, pin):
+            self._pin_failures.pop(mailbox, None)
+            return True
+        recent.append(now)
+        self._pin_failures[mailbox] = recent
+        return False
 
     def _mail(self, action: StoreMessage, message_id: int, received: float) -> None:
         smtp = self._smtp

@@ -201,8 +201,10 @@ class SipFront:
                         )
                         out.extend(self._dispatch(sub.actions, now))
                     continue
-                out.extend(extra)
+                # the answer first: a NOTIFY among the extras must not overtake the
+                # 200 to the REGISTER that made the phone known
                 out.extend(self._dispatch(self.layer.respond(action.key, response, now), now))
+                out.extend(extra)
             elif self.mwi is not None and self._mwi_owns(action):
                 self._mwi_answer(self.mwi, action)
             elif calls is None:

@@ -141,3 +141,18 @@ def test_work_that_fails_still_answers_the_application(
     loop.run_until_complete(asyncio.sleep(0))
     assert answers[0] == (7, RecordingDone(Recording(""), 0.0, RecordEnd.SILENCE))
     assert answers[1][0] == 8 and isinstance(answers[1][1], MailboxLoaded)
+
+
+def test_wrong_pins_lock_the_mailbox_for_a_while(edge: CallAppsEdge) -> None:
+    for _ in range(6):
+        assert edge._do(AppRequest(1, CheckPin("2000", "0000"))) == PinChecked("2000", False)
+    # the right PIN is refused too, until the window has passed
+    assert edge._do(AppRequest(1, CheckPin("2000", "1234"))) == PinChecked("2000", False)
+
+
+def test_music_on_hold_takes_the_files_of_a_class_in_turn(
+    edge: CallAppsEdge, tmp_path: Path
+) -> None:
+    put_wav(tmp_path / "moh" / "b.wav", np.full(400, 300, dtype=np.int16))
+    lengths = [len(edge.clips("moh:default", "en")[0]) for _ in range(3)]
+    assert lengths == [800, 400, 800]
