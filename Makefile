@@ -59,9 +59,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: bench-register bench-calls bench-relay
+bench: bench-register bench-calls bench-relay bench-playback
 
-.PHONY: bench-register bench-calls bench-relay
+.PHONY: bench-register bench-calls bench-relay bench-playback
 bench-register: setup
 	@$(ENSURE_DEBS) $(BENCH_DEBS)
 	$(BIN)/python tests/bench/register_bench.py $(BENCH_ARGS)
@@ -75,6 +75,11 @@ bench-calls: setup
 bench-relay: setup
 	@$(ENSURE_DEBS) $(BENCH_DEBS)
 	$(BIN)/python tests/bench/rtp_relay_bench.py $(BENCH_ARGS)
+
+# prompt playback to N legs by yakyak's media engine and by rtpengine's "play media"
+bench-playback: setup
+	@$(ENSURE_DEBS) $(BENCH_DEBS)
+	$(BIN)/python tests/bench/playback_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build bench-results

@@ -64,7 +64,7 @@ from appliance.dsp.tones import ToneKind
 from appliance.media.clock import ClockConfig, MediaClock
 from appliance.media.digits import EventDigits, InbandDigits
 from appliance.media.outbound import OutboundStream
-from appliance.media.playback import ClipLoader, Playback
+from appliance.media.playback import ClipLoader, EncodedClips, Playback
 from appliance.media.ports import PortPool, PortPoolError
 from appliance.media.quality import RemoteReports, quality_report
 from appliance.media.recorder import Recorder
@@ -196,6 +196,7 @@ class UdpMediaEngine:
         self._tones = tones or ToneBank(country)  # encodes every tone now, not mid-call
         self._clips = clips or _no_clips
         self._queues = 0  # playback queues made, for their numbers
+        self._encoded = EncodedClips()  # prompts encoded once, shared by all legs
         self._legs: dict[str, _Leg] = {}
         self._generating: dict[str, _Leg] = {}
         self._clock = MediaClock(loop, self._tick, self.config.clock)
@@ -293,7 +294,7 @@ class UdpMediaEngine:
         playback = state.playback
         if playback is None or playback.loop != loop:
             self._queues += 1
-            playback = Playback(self._clips, state.relay.codec, loop, self._queues)
+            playback = Playback(self._clips, state.relay.codec, loop, self._queues, self._encoded)
             state.playback = playback
             state.playback_marker = True
         playback.add(items, language)

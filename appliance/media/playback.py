@@ -10,7 +10,8 @@ out a frame per media-clock tick.
 from __future__ import annotations
 
 import logging
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -23,26 +24,78 @@ from appliance.pbx.app_events import PlayItem
 log = logging.getLogger(__name__)
 
 FRAME_SAMPLES: Final = 160  # 20 ms at 8 kHz
+Samples = npt.NDArray[np.int16]
 
 # Resolves an item (prompt name, "moh:<class>", Recording) in a language to 8 kHz
 # int16 mono clips; raises LookupError or OSError/ValueError when it cannot.
 ClipLoader = Callable[[PlayItem, str], Sequence[npt.NDArray[np.int16]]]
 
 
+class EncodedClips:
+    """G.711 bytes of clips, encoded once per codec and shared by every leg playing them.
+
+    Encoding a prompt costs about 70 us per leg; 800 callers reaching the same prompt
+    in one tick would otherwise stall the media clock for a frame or more. Clips are
+    keyed by the array itself (the prompt library hands out one read-only array while
+    it caches a file), held by a weak reference so an entry goes with its array.
+    Writable arrays are encoded every time: they may change.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._cache: OrderedDict[tuple[int, Codec], tuple[weakref.ref[Samples], bytes]] = (
+            OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def encode(self, clip: Samples, codec: Codec) -> bytes:
+        """``clip`` padded with silence to whole 20 ms frames, encoded for ``codec``."""
+        key = (id(clip), codec)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0]() is clip:
+            self._cache.move_to_end(key)
+            return hit[1]
+        short = -clip.size % FRAME_SAMPLES  # the last partial frame: padded with silence
+        padded = np.concatenate((clip, np.zeros(short, dtype=np.int16))) if short else clip
+        data = encode(codec, padded)
+        if clip.flags.writeable:
+            return data
+        self._drop(key)
+        self._cache[key] = (weakref.ref(clip, lambda _: self._drop(key)), data)
+        self._bytes += len(data)
+        while self._bytes > self._max_bytes and len(self._cache) > 1:
+            self._drop(next(iter(self._cache)))
+        return data
+
+    def _drop(self, key: tuple[int, Codec]) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
+
+
 class Playback:
     """The queue of one leg; ``next_frame`` is called once per tick."""
 
     def __init__(
-        self, loader: ClipLoader, codec: Codec, loop: bool = False, ident: int = 0
+        self,
+        loader: ClipLoader,
+        codec: Codec,
+        loop: bool = False,
+        ident: int = 0,
+        encoded: EncodedClips | None = None,
     ) -> None:
         self.ident = ident  # the queue's number, which PlaybackFinished carries back
+        self._encoded = encoded if encoded is not None else EncodedClips(0)
         self._loader = loader
         self._codec = codec
         self.loop = loop
         self._items: deque[tuple[PlayItem, str]] = deque()
         self._played: list[tuple[PlayItem, str]] = []  # for looping
         self._clips: deque[npt.NDArray[np.int16]] = deque()
-        self._samples: npt.NDArray[np.int16] = np.zeros(0, dtype=np.int16)  # padded
+        self._samples: Samples = np.zeros(0, dtype=np.int16)
         self._current = b""  # ``_samples`` encoded
         self._offset = 0
         self.frames_sent = 0
@@ -60,7 +113,7 @@ class Playback:
             return
         self._codec = codec
         if self._offset < len(self._current):
-            self._current = encode(codec, self._samples)
+            self._current = self._encoded.encode(self._samples, codec)
 
     def add(self, items: Sequence[PlayItem], language: str) -> None:
         self._items.extend((item, language) for item in items)
@@ -98,10 +151,7 @@ class Playback:
                 continue
             self._clips.extend(clip for clip in clips if clip.size)
         clip = self._clips.popleft()
-        short = -clip.size % FRAME_SAMPLES  # the last partial frame: padded with silence
-        if short:
-            clip = np.concatenate((clip, np.zeros(short, dtype=np.int16)))
         self._samples = clip
-        self._current = encode(self._codec, clip)
+        self._current = self._encoded.encode(clip, self._codec)
         self._offset = 0
         return True

@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from appliance.dsp.g711 import Codec, encode
-from appliance.media.playback import FRAME_SAMPLES, Playback
+from appliance.media.playback import FRAME_SAMPLES, EncodedClips, Playback
 from appliance.pbx.app_events import PlayItem, Recording
 
 pytestmark = pytest.mark.timeout(10)
@@ -201,3 +201,34 @@ def test_a_codec_change_between_clips_or_when_idle() -> None:
     assert playback.next_frame() == encode(Codec.PCMA, b)
     playback.codec = Codec.PCMU
     assert playback.next_frame() is None
+
+
+def test_encoded_clips_are_shared_until_their_array_goes() -> None:
+    import gc
+
+    cache = EncodedClips()
+    clip = (np.arange(200) * 50).astype(np.int16)
+    clip.setflags(write=False)
+    first = cache.encode(clip, Codec.PCMU)
+    assert cache.encode(clip, Codec.PCMU) is first  # encoded once, shared
+    assert len(first) == 320  # padded to whole frames
+    padded = np.concatenate((clip, np.zeros(120, dtype=np.int16)))
+    assert first == encode(Codec.PCMU, padded)
+    assert cache.encode(clip, Codec.PCMA) == encode(Codec.PCMA, padded)
+    assert len(cache) == 2
+    del clip
+    gc.collect()
+    assert len(cache) == 0  # the entries went with the array
+
+    writable = np.zeros(160, dtype=np.int16)
+    cache.encode(writable, Codec.PCMU)
+    assert len(cache) == 0  # it may change: never cached
+
+
+def test_encoded_clips_are_bounded_by_bytes() -> None:
+    cache = EncodedClips(max_bytes=400)
+    clips = [np.full(160, i, dtype=np.int16) for i in range(4)]
+    for clip in clips:
+        clip.setflags(write=False)
+        cache.encode(clip, Codec.PCMU)
+    assert len(cache) == 2  # 4 x 160 bytes do not fit in 400
