@@ -30,7 +30,7 @@ FALLBACK_LANGUAGE: Final = "en"
 # Chosen from the file names and the sound set's transcript
 # (/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz). Where a prompt's
 # wording has no exact file, the comment says what the file says instead.
-PROMPT_FILES: Final[dict[Prompt, str]] = {
+PROMPT_FILES: Final[dict[Prompt, str | tuple[str, ...]]] = {
     Prompt.BEEP: "beep",
     Prompt.LEAVE_MESSAGE: "vm-intro",
     Prompt.THE_PERSON_AT: "vm-theperson",
@@ -59,11 +59,22 @@ PROMPT_FILES: Final[dict[Prompt, str]] = {
     Prompt.RECEIVED: "vm-received",
     Prompt.FROM_PHONE_NUMBER: "vm-from-phonenumber",
     Prompt.UNKNOWN_CALLER: "vm-unknown-caller",
-    Prompt.MAIN_MENU: "vm-onefor",  # "press 1 for": the menu's opening words only
-    # "next 6, repeat 5, previous 4, delete or undelete 0, quit pound"; vm-opts is
-    # the main menu's "2 to change folders, 3 for advanced options" instead.
-    Prompt.MESSAGE_MENU: "vm-msginstruct",
-    Prompt.OPTIONS_MENU: "vm-options",
+    # Menus are said in pieces, so what the caller hears names the keys the mailbox
+    # application takes: "press 1 for new messages; press 2 to change folders, 3 for
+    # advanced options, 0 for mailbox options; star for help or pound to exit" (3 is
+    # not offered and says so).
+    Prompt.MAIN_MENU: ("vm-onefor", "vm-INBOX", "vm-messages", "vm-opts", "vm-helpexit"),
+    # "5 to repeat, 7 to delete, or 9 to save, 4 previous, 6 next, star main menu";
+    # vm-msginstruct would say "delete 0, quit pound", which is not our layout.
+    Prompt.MESSAGE_MENU: (
+        "vm-repeat",
+        "vm-delete",
+        "vm-savemessage",
+        "vm-prev",
+        "vm-next",
+        "vm-starmain",
+    ),
+    Prompt.OPTIONS_MENU: "vm-options",  # 1/2/3 greetings, 4 temporary (not ours), 5 PIN
     Prompt.DELETED: "vm-deleted",
     Prompt.SAVED: "vm-saved",
     Prompt.UNDELETED: "vm-undeleted",
@@ -124,8 +135,11 @@ class PromptMissing(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class _Cached:
-    stamp: tuple[int, int]  # (mtime_ns, size): a re-recorded file changes either
+    stamp: tuple[tuple[int, int], ...]  # (mtime_ns, size) per file: a re-recording shows
     samples: Samples
+
+
+CacheKey = Path | tuple[Path, ...]
 
 
 class PromptLibrary:
@@ -145,29 +159,45 @@ class PromptLibrary:
         self._cache_entries = cache_entries
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
-        self._cache: OrderedDict[Path, _Cached] = OrderedDict()
+        self._cache: OrderedDict[CacheKey, _Cached] = OrderedDict()
 
     def path(self, name: str, language: str) -> Path:
-        """The file that says ``name`` (a ``Prompt`` value or ``digits/<word>``).
+        """The file that says ``name`` (a ``Prompt`` value or ``digits/<word>``); for a
+        prompt the sound set says in pieces, the first piece (see ``paths``)."""
+        return self.paths(name, language)[0]
+
+    def paths(self, name: str, language: str) -> tuple[Path, ...]:
+        """The files that, played in turn, say ``name``.
 
         Searched per language, the asked one first, then its base ("es" for "es_MX"),
-        then the fallback; within a language the installer's recording comes first.
+        then the fallback; the installer's recording of the whole prompt comes first,
+        and each piece of a prompt said in pieces falls back on its own.
         """
         languages = self._languages_to_try(language)
-        relative = _relative_file(name)
-        if relative is None:
+        pieces = _relative_files(name)
+        if pieces is None:
             raise PromptMissing(name, languages)
-        custom_relative = f"{name}.wav"
         for lang in languages:
             if self._custom is not None:
-                candidate = self._custom / lang / custom_relative
+                candidate = self._custom / lang / f"{name}.wav"
                 if candidate.is_file():
-                    return candidate
+                    return (candidate,)
+            found = [self._piece(relative, [lang]) for relative in pieces]
+            if all(found):
+                return tuple(f for f in found if f is not None)
+        # not whole in any language: each piece in the first language that has it
+        found = [self._piece(relative, languages) for relative in pieces]
+        if not all(found):
+            raise PromptMissing(name, languages)
+        return tuple(f for f in found if f is not None)
+
+    def _piece(self, relative: str, languages: list[str]) -> Path | None:
+        for lang in languages:
             for root in self._roots:
                 candidate = root / lang / relative
                 if candidate.is_file():
                     return candidate
-        raise PromptMissing(name, languages)
+        return None
 
     def load(
         self, name_or_path: str | Path, language: str = FALLBACK_LANGUAGE, *, cache: bool = True
@@ -177,22 +207,26 @@ class PromptLibrary:
         A ``Path`` is loaded as is (a greeting, a music file); a ``str`` is a prompt
         name resolved with ``path``. ``WavError`` and ``OSError`` pass through.
         """
-        path = name_or_path if isinstance(name_or_path, Path) else self.path(name_or_path, language)
-        status = path.stat()
-        stamp = (status.st_mtime_ns, status.st_size)
-        cached = self._cache.get(path)
+        if isinstance(name_or_path, Path):
+            files: tuple[Path, ...] = (name_or_path,)
+        else:
+            files = self.paths(name_or_path, language)
+        key: CacheKey = files[0] if len(files) == 1 else files
+        stamp = tuple((st.st_mtime_ns, st.st_size) for st in (f.stat() for f in files))
+        cached = self._cache.get(key)
         if cached is not None and cached.stamp == stamp:
-            self._cache.move_to_end(path)
+            self._cache.move_to_end(key)
             return cached.samples
-        samples = to_telephony(read_wav(path.read_bytes()))
+        decoded = [to_telephony(read_wav(f.read_bytes())) for f in files]
+        samples = decoded[0] if len(decoded) == 1 else np.concatenate(decoded)
         samples.setflags(write=False)  # shared by every call playing it
         if not cache:  # a message heard once: not worth the memory
             return samples
         if cached is not None:
             self._cached_bytes -= cached.samples.nbytes
-        self._cache[path] = _Cached(stamp, samples)
+        self._cache[key] = _Cached(stamp, samples)
         self._cached_bytes += samples.nbytes
-        self._cache.move_to_end(path)
+        self._cache.move_to_end(key)
         while len(self._cache) > 1 and (
             len(self._cache) > self._cache_entries or self._cached_bytes > self._cache_bytes
         ):
@@ -227,11 +261,13 @@ class PromptLibrary:
         return tried
 
 
-def _relative_file(name: str) -> str | None:
+def _relative_files(name: str) -> tuple[str, ...] | None:
     if name in _PROMPT_VALUES:
-        return f"{PROMPT_FILES[Prompt(name)]}.wav"
+        files = PROMPT_FILES[Prompt(name)]
+        pieces = (files,) if isinstance(files, str) else files
+        return tuple(f"{piece}.wav" for piece in pieces)
     if _DIGITS_NAME.fullmatch(name):
-        return f"{name}.wav"
+        return (f"{name}.wav",)
     return None
 
 

@@ -123,6 +123,9 @@ IDLE_PROMPT: Final[dict[AccessState, Prompt]] = {
     S.MESSAGE_MENU: Prompt.MESSAGE_MENU,
     S.OPTIONS: Prompt.OPTIONS_MENU,
 }
+# The options menu's keys are those the sound set's vm-options recording names:
+# 1/2/3 greetings, 5 password (4, a temporary greeting, is not offered), * back.
+PIN_KEY: Final = "5"
 GREETING_KEYS: Final[dict[str, tuple[GreetingKind, Prompt]]] = {
     "1": (GreetingKind.UNAVAILABLE, Prompt.RECORD_UNAVAILABLE),
     "2": (GreetingKind.BUSY, Prompt.RECORD_BUSY),
@@ -385,8 +388,10 @@ class MailboxAccessApp:
             return self._present(0, [])
         if digit == "0":
             return self._to(S.OPTIONS, [Prompt.OPTIONS_MENU])
-        if digit in ("#", "*"):
+        if digit == "#":
             return self._close([Prompt.GOODBYE])
+        if digit == "*":  # "press star for help": the menu again
+            return self._to(S.MAIN_MENU, [Prompt.MAIN_MENU])
         return self._to(S.MAIN_MENU, [Prompt.INVALID, Prompt.MAIN_MENU])
 
     def _message_key(self, digit: str) -> list[AppAction]:
@@ -413,7 +418,7 @@ class MailboxAccessApp:
         if digit in GREETING_KEYS:
             self._greeting, prompt = GREETING_KEYS[digit]
             return self._to(S.GREETING_PROMPT, [prompt, Prompt.BEEP], barge_in=False)
-        if digit == "4":
+        if digit == PIN_KEY:
             return self._ask(S.NEW_PIN, [Prompt.NEW_PIN])
         if digit == "*":
             return self._to(S.MAIN_MENU, [Prompt.MAIN_MENU])
@@ -452,16 +457,17 @@ class MailboxAccessApp:
         self._index = index
         message = self._folder[index]
         indices = range(len(self._folder))
+        items: list[PlayItem] = list(before)
+        urgent = [Prompt.URGENT] if message.urgent else []
         if self._live_index(indices[:index]) is None:
-            position = Prompt.FIRST
+            items += [Prompt.FIRST, *urgent, Prompt.MESSAGE]
         elif self._live_index(indices[index + 1 :]) is None:
-            position = Prompt.LAST
-        else:
-            position = Prompt.NEXT
-        items: list[PlayItem] = [*before, position]
-        if message.urgent:
-            items.append(Prompt.URGENT)
-        items += [Prompt.MESSAGE, *self._envelope(message), message.recording]
+            items += [Prompt.LAST, *urgent, Prompt.MESSAGE]
+        else:  # "message 3": the sound set has no bare "next"
+            language = self._view.language if self._view is not None else "en"
+            number = self._announcer.say_number(index + 1, language)
+            items += [*urgent, Prompt.MESSAGE, *number]
+        items += [*self._envelope(message), message.recording]
         return self._to(S.MESSAGE, items)
 
     def _advance(self, before: Sequence[PlayItem]) -> list[AppAction]:

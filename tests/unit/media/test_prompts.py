@@ -65,8 +65,26 @@ def test_every_prompt_has_a_file_name() -> None:
 @installed
 @pytest.mark.parametrize("prompt", list(Prompt), ids=str)
 def test_every_prompt_resolves_in_the_installed_english_set(prompt: Prompt) -> None:
-    path = PromptLibrary().path(prompt, "en")
-    assert path == SOUNDS_ROOT / "en" / f"{PROMPT_FILES[prompt]}.wav"
+    assert PromptLibrary().paths(prompt, "en") == tuple(
+        SOUNDS_ROOT / "en" / f"{piece}.wav" for piece in pieces(prompt)
+    )
+
+
+def pieces(prompt: Prompt) -> tuple[str, ...]:
+    files = PROMPT_FILES[prompt]
+    return (files,) if isinstance(files, str) else files
+
+
+def test_a_prompt_said_in_pieces_loads_as_one_clip(sounds: Path) -> None:
+    for piece in pieces(Prompt.MESSAGE_MENU):
+        put(sounds / "en" / f"{piece}.wav", wav_bytes(tone(160)))
+    library = PromptLibrary([sounds])
+    menu = library.load(Prompt.MESSAGE_MENU, "en")
+    assert len(menu) == 160 * len(pieces(Prompt.MESSAGE_MENU))
+    assert library.load(Prompt.MESSAGE_MENU, "en") is menu  # cached as a whole
+    # a piece missing in French comes in English, the others in French
+    put(sounds / "fr" / "vm-repeat.wav", wav_bytes(tone(80)))
+    assert library.paths(Prompt.MESSAGE_MENU, "fr")[0] == sounds / "en" / "vm-repeat.wav"
 
 
 @installed
@@ -75,7 +93,9 @@ def test_the_gaps_in_spanish_and_french_are_the_known_ones(language: str) -> Non
     if not (SOUNDS_ROOT / language).is_dir():
         pytest.skip(f"no {language} sound set installed")
     missing = {
-        p for p in Prompt if not (SOUNDS_ROOT / language / f"{PROMPT_FILES[p]}.wav").is_file()
+        p
+        for p in Prompt
+        if not all((SOUNDS_ROOT / language / f"{piece}.wav").is_file() for piece in pieces(p))
     }
     assert missing == KNOWN_GAPS[language]
     library = PromptLibrary()

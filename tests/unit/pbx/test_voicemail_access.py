@@ -151,8 +151,13 @@ def envelope(m: MessageInfo, now: float = WALL) -> list[PlayItem]:
 
 
 def message(position: Prompt, m: MessageInfo, *before: PlayItem) -> Play:
+    """FIRST/LAST (urgent) MESSAGE, or for one in between (urgent) MESSAGE <its number>."""
     urgent = [Prompt.URGENT] if m.urgent else []
-    return menu(*before, position, *urgent, Prompt.MESSAGE, *envelope(m), m.recording)
+    if position is Prompt.NEXT:
+        header: list[PlayItem] = [*urgent, Prompt.MESSAGE, f"digits/{m.id}"]
+    else:
+        header = [position, *urgent, Prompt.MESSAGE]
+    return menu(*before, *header, *envelope(m), m.recording)
 
 
 def counts(new: int, old: int) -> list[PlayItem]:
@@ -578,7 +583,19 @@ def test_invalid_key_in_the_message_menu() -> None:
 # -- main menu and options -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("digit", ["#", "*"])
+def test_star_in_the_main_menu_is_help_the_menu_again() -> None:
+    rig = logged_in()
+    assert rig.key("*") == [CancelTimer(), menu(Prompt.MAIN_MENU)]
+
+
+def test_the_options_menu_takes_the_keys_its_recording_names() -> None:
+    rig = logged_in()
+    rig.key("0")
+    rig.done()
+    assert rig.key("4") == [CancelTimer(), menu(Prompt.INVALID, Prompt.OPTIONS_MENU)]
+
+
+@pytest.mark.parametrize("digit", ["#"])
 def test_goodbye_from_the_main_menu(digit: str) -> None:
     rig = logged_in()
     assert rig.key(digit) == [CancelTimer(), final(Prompt.GOODBYE)]
@@ -672,7 +689,7 @@ def test_reloaded_mailbox_after_a_greeting_is_used() -> None:
 
 def test_change_pin() -> None:
     rig = options()
-    assert rig.key("4") == [CancelTimer(), menu(Prompt.NEW_PIN)]
+    assert rig.key("5") == [CancelTimer(), menu(Prompt.NEW_PIN)]
     rig.done()
     assert rig.keys("5678") == [SetTimer(4.0)] * 4
     assert rig.key("#") == [CancelTimer(), menu(Prompt.REENTER_PIN)]
@@ -688,7 +705,7 @@ def test_change_pin() -> None:
 
 def test_change_pin_mismatch_asks_again() -> None:
     rig = options()
-    rig.key("4")
+    rig.key("5")
     rig.done()
     rig.keys("5678#")
     rig.done()
@@ -706,7 +723,7 @@ def test_change_pin_mismatch_asks_again() -> None:
 
 def test_new_pin_typed_over_the_prompt_and_by_timeout() -> None:
     rig = options()
-    rig.key("4")
+    rig.key("5")
     assert rig.key("1") == [SetTimer(4.0)]
     assert rig.done(interrupted=True) == []
     assert rig.send(TimerFired()) == [menu(Prompt.REENTER_PIN)]
@@ -714,7 +731,7 @@ def test_new_pin_typed_over_the_prompt_and_by_timeout() -> None:
 
 def test_empty_new_pin_is_refused() -> None:
     rig = options()
-    rig.key("4")
+    rig.key("5")
     rig.done()
     assert rig.key("#") == [CancelTimer(), menu(Prompt.INVALID, Prompt.NEW_PIN)]
 
@@ -722,7 +739,7 @@ def test_empty_new_pin_is_refused() -> None:
 @pytest.mark.parametrize("step", ["new", "reenter"])
 def test_star_leaves_the_pin_change(step: str) -> None:
     rig = options()
-    rig.key("4")
+    rig.key("5")
     rig.done()
     if step == "reenter":
         rig.keys("12#")
