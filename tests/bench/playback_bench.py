@@ -65,7 +65,6 @@ import functools
 import json
 import logging
 import math
-import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -84,9 +83,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import uvloop
+from child import ChildServer, affinity
 from procs import LOCALHOST, cpu_seconds, free_port_range, system_busy_seconds
 from rtp_load import LOSS_LIMIT, NOISY, SOCKET_BUFFER, own_cpu
-from rtp_relay_bench import affinity, placement, raise_fd_limit
+from rtp_relay_bench import placement, raise_fd_limit
 from rtpengine import NgCall, NgError, Rtpengine, delete_call, set_up_call
 
 from appliance.dsp.g711 import Codec
@@ -217,7 +217,7 @@ class Server(Protocol):
     def close(self) -> None: ...
 
 
-class EngineServer:
+class EngineServer(ChildServer):
     """Our engine in a child process, started per step; `source` "prompt" or "tone"."""
 
     def __init__(
@@ -229,6 +229,7 @@ class EngineServer:
         cpus: set[int] | None,
         spread: float,
     ) -> None:
+        super().__init__(cpus)
         self.name = name
         self.source = source
         self.spread = spread
@@ -239,31 +240,13 @@ class EngineServer:
         )
         self.prompt = prompt
         self.ports = ports
-        self.cpus = cpus
-        self.ctx = mp.get_context("spawn")
-        self.proc: Any = None
-        self.conn: Connection | None = None
 
     def begin(self, phones: list[int], seconds: float) -> None:
-        self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(
-            target=engine_main,
-            args=(self.source, phones, self.ports, str(self.prompt), self.spread, child),
-            daemon=True,
-        )
-        with affinity(self.cpus):
-            self.proc.start()
-        child.close()
-        if not self.conn.poll(START_TIMEOUT):
-            raise RuntimeError(f"our engine did not start {len(phones)} legs in {START_TIMEOUT} s")
-        try:
-            _, legs = self.conn.recv()
-        except EOFError:
-            self.proc.join(10)
-            raise RuntimeError(
-                f"our engine exited at start (exit code {self.proc.exitcode}; "
-                "its traceback is on stderr)"
-            ) from None
+        args = (self.source, phones, self.ports, str(self.prompt), self.spread)
+        ready = self.spawn(engine_main, args, "our engine", START_TIMEOUT)
+        if not isinstance(ready, tuple) or len(ready) != 2:  # engine_main: ("ready", legs)
+            raise RuntimeError(f"our engine said {ready!r} at start")
+        legs = ready[1]
         if legs != len(phones):
             raise RuntimeError(f"our engine opened {legs} legs of {len(phones)}")
 
@@ -272,27 +255,6 @@ class EngineServer:
             return None
         self.conn.send("clock")
         return ClockCounts(*self.conn.recv())
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid] if self.proc is not None else []
-
-    def end(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.send("stop")
-            except (BrokenPipeError, OSError):
-                pass  # the child is gone already; join() below reaps it
-            self.conn.close()
-            self.conn = None
-        if self.proc is not None:
-            self.proc.join(30)
-            if self.proc.is_alive():
-                self.proc.kill()  # by its PID
-                self.proc.join(10)
-            self.proc = None
-
-    def close(self) -> None:
-        self.end()
 
 
 class RtpengineServer:

@@ -42,10 +42,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import platform
 import resource
@@ -53,13 +51,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
 import uvloop
+from child import ChildServer, affinity
 from procs import LOCALHOST, free_port_range
 from rtp_load import LOSS_LIMIT, NOISY, SLOTS, TOO_LATE, Run, bind_phones, drive
 from rtpengine import NgCall, NgError, Rtpengine, delete_call, set_up_call
@@ -143,59 +142,22 @@ class Direct:
         return None
 
 
-class Ours:
+class Ours(ChildServer):
     name = "ours"
 
     def __init__(self, ports: tuple[int, int], cpus: set[int] | None) -> None:
+        super().__init__(cpus)
         self.ports_range = ports
-        self.cpus = cpus
-        self.ctx = mp.get_context("spawn")
-        self.proc: Any = None
-        self.conn: Connection | None = None
         self.ports: list[tuple[int, int]] = []
 
     def begin(self, calls: int, transcode: bool) -> None:
-        self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(
-            target=relay_main, args=(calls, transcode, self.ports_range, child), daemon=True
-        )
-        with affinity(self.cpus):
-            self.proc.start()
-        child.close()
-        if not self.conn.poll(60):
-            raise RuntimeError("our relay did not report its ports within 60 s")
-        try:
-            self.ports = self.conn.recv()
-        except EOFError:
-            self.proc.join(10)
-            raise RuntimeError(
-                f"our relay exited at start (exit code {self.proc.exitcode}; "
-                "its traceback is on stderr)"
-            ) from None
+        ready = self.spawn(relay_main, (calls, transcode, self.ports_range), "our relay", 60)
+        if not isinstance(ready, list):  # relay_main sends its port pairs
+            raise RuntimeError(f"our relay said {ready!r} at start")
+        self.ports = ready
 
     def wire(self, phones: list[tuple[int, int]], transcode: bool) -> list[tuple[int, int]]:
         return self.ports  # the legs latch onto the phones' first packets
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid] if self.proc is not None else []
-
-    def end(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.send("stop")
-            except (BrokenPipeError, OSError):
-                pass  # the child is gone already; join() below reaps it
-            self.conn.close()
-            self.conn = None
-        if self.proc is not None:
-            self.proc.join(30)
-            if self.proc.is_alive():
-                self.proc.kill()  # by its PID
-                self.proc.join(10)
-            self.proc = None
-
-    def close(self) -> None:
-        self.end()
 
 
 class RtpengineServer:
@@ -340,20 +302,6 @@ def placement(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     if not pin or len(cpus) < 2:
         return None, None
     return {cpus[0]}, set(cpus[1:])
-
-
-@contextlib.contextmanager
-def affinity(cpus: set[int] | None) -> Iterator[None]:
-    """Processes started inside inherit `cpus` (the calling thread's affinity)."""
-    if cpus is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 # --- report ----------------------------------------------------------------------------------
