@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from appliance.pbx import announce
+
 
 class Announcer(Protocol):
     """Turns numbers and times into ``digits/...`` prompt names (announce.py's shape)."""
@@ -24,8 +26,4 @@ class Announcer(Protocol):
 
 def default_announcer() -> Announcer:
     """``appliance.pbx.announce`` itself: the module's functions fit ``Announcer``."""
-    # Imported when an application is built, not with this package, so that the
-    # applications stay importable (and testable with a stand-in) on their own.
-    from appliance.pbx import announce
-
     return announce

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from appliance.pbx import announce
 from appliance.pbx.app_events import (
     AppAction,
     AppEvent,
@@ -39,7 +38,6 @@ from appliance.pbx.app_events import (
 from appliance.pbx.prompt_names import Prompt
 from appliance.pbx.voicemail.access import AccessState, MailboxAccessApp
 
-HAVE_ANNOUNCE = importlib.util.find_spec("appliance.pbx.announce") is not None
 NEW, READ, SAVED, DELETED = (
     MessageStatus.NEW,
     MessageStatus.READ,
@@ -853,10 +851,7 @@ def test_stray_answers_are_absorbed() -> None:
 # -- with the standard announcer -------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAVE_ANNOUNCE, reason="announce.py not present")
 def test_standard_announcer_counts_and_envelope() -> None:
-    from appliance.pbx import announce
-
     app = MailboxAccessApp("201", own_phone=True, wall_time=WALL)
     app.start(START)
     (played,) = app.handle(MailboxLoaded("201", box(M3, M1, M2, has_pin=False)), START)

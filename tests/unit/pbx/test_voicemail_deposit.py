@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from appliance.pbx import announce
 from appliance.pbx.app_events import (
     AppAction,
     AppEvent,
@@ -36,8 +35,6 @@ from appliance.pbx.app_events import (
 )
 from appliance.pbx.prompt_names import Prompt
 from appliance.pbx.voicemail.deposit import DepositApp, DepositState
-
-HAVE_ANNOUNCE = importlib.util.find_spec("appliance.pbx.announce") is not None
 
 UNAVAILABLE_GREETING = Recording("/data/greetings/201/unavailable.wav")
 BUSY_GREETING = Recording("/data/greetings/201/busy.wav")
@@ -216,10 +213,7 @@ def test_a_mailbox_named_otherwise_than_by_keys_is_not_spelled() -> None:
     assert actions == [play(Prompt.IS_UNAVAILABLE, Prompt.LEAVE_MESSAGE)]
 
 
-@pytest.mark.skipif(not HAVE_ANNOUNCE, reason="announce.py not present")
 def test_standard_announcer_spells_the_mailbox() -> None:
-    from appliance.pbx import announce
-
     deposit = DepositApp("201", DepositReason.BUSY, "0301", None, 0.0)
     deposit.start(0.0)
     (greeting,) = deposit.handle(MailboxLoaded("201", view()), 0.0)
