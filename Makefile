@@ -24,7 +24,8 @@ ENSURE_DEBS := tests/tools/ensure-debs.sh
 # Prompts and music on hold (CC-BY-SA 3.0, see README): Debian's Asterisk sound sets.
 SOUND_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
 	asterisk-core-sounds-fr-wav asterisk-moh-opsound-wav
-RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev $(SOUND_DEBS)
+RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev libasound2-dev \
+	$(SOUND_DEBS)
 TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip
 BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3 rtpengine-daemon
 

@@ -1,0 +1,1 @@
+"""Hardware edge: board definitions, the controller serial link, audio PCMs (STYLE §2.9)."""
