@@ -55,9 +55,9 @@ from appliance.dsp.callerid_message import (
     decode_message,
     encode_message,
 )
-from appliance.dsp.dtmf import COLS, KEYPAD, ROWS, DigitStarted, DtmfDetector
+from appliance.dsp.dtmf import DigitStarted, DtmfDetector, dtmf_symbol
 from appliance.dsp.g711 import Codec
-from appliance.dsp.tones import FRAME_SAMPLES, SAMPLE_RATE, dbm0_to_peak
+from appliance.dsp.tones import FRAME_SAMPLES, SAMPLE_RATE
 
 __all__ = [
     "BAUD",
@@ -86,21 +86,10 @@ __all__ = [
 
 DTMF_TONE_MS: Final = 70
 DTMF_GAP_MS: Final = 70
-DTMF_LOW_DBM0: Final = -7.0
-DTMF_HIGH_DBM0: Final = -5.0  # ES 201 235-2: high group 2 dB above the low group
 MAX_DTMF_DIGITS: Final = 20
 _INFO_CODES: Final = {"10": Absence.PRIVATE, "00": Absence.UNAVAILABLE}
 _NUMBER_STARTS: Final = "AD"
 _ENDS: Final = "C#"
-
-
-def _symbol(key: str, tone: int, gap: int, codec: Codec) -> npt.NDArray[np.float64]:
-    row = next(r for r, keys in enumerate(KEYPAD) if key in keys)
-    col = KEYPAD[row].index(key)
-    n = np.arange(tone)
-    low = dbm0_to_peak(DTMF_LOW_DBM0, codec) * np.sin(2 * np.pi * ROWS[row] * n / SAMPLE_RATE)
-    high = dbm0_to_peak(DTMF_HIGH_DBM0, codec) * np.sin(2 * np.pi * COLS[col] * n / SAMPLE_RATE)
-    return np.concatenate((low + high, np.zeros(gap)))
 
 
 def dtmf_cid_encode(
@@ -124,10 +113,7 @@ def dtmf_cid_encode(
     if tone_ms <= 0 or gap_ms <= 0:
         raise ValueError("tone_ms and gap_ms must be positive")
     tone, gap = tone_ms * SAMPLE_RATE // 1000, gap_ms * SAMPLE_RATE // 1000
-    signal: npt.NDArray[np.float64] = np.concatenate(
-        [_symbol(key, tone, gap, codec) for key in keys]
-    )
-    return np.rint(signal).astype(np.int16)
+    return np.concatenate([dtmf_symbol(key, tone, gap, codec) for key in keys])
 
 
 def danish_absence_code(keys: str) -> Absence | None:

@@ -60,6 +60,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from appliance.dsp.g711 import Codec
+from appliance.dsp.tones import dbm0_to_peak
+
 RATE: Final = 8000
 ROWS: Final = (697.0, 770.0, 852.0, 941.0)  # ITU-T Q.23 low group
 COLS: Final = (1209.0, 1336.0, 1477.0, 1633.0)  # ITU-T Q.23 high group
@@ -277,3 +280,23 @@ class DtmfDetector:
             self._misses = 0
             events.append(DigitStarted(self._digit, self._digit_start, hit.level if hit else 0.0))
         return events
+
+
+DTMF_LOW_DBM0: Final = -7.0
+DTMF_HIGH_DBM0: Final = -5.0  # ES 201 235-2: high group 2 dB above the low group
+
+
+def dtmf_symbol(
+    key: str, tone_samples: int, gap_samples: int, codec: Codec = Codec.PCMU
+) -> npt.NDArray[np.int16]:
+    """One key as audio: its two tones for ``tone_samples``, then ``gap_samples`` of
+    silence (for dialling out on a line and for DTMF caller ID)."""
+    row = next((r for r, keys in enumerate(KEYPAD) if key in keys), None)
+    if row is None:
+        raise ValueError(f"{key!r} is not a DTMF key")
+    col = KEYPAD[row].index(key)
+    n = np.arange(tone_samples)
+    low = dbm0_to_peak(DTMF_LOW_DBM0, codec) * np.sin(2 * np.pi * ROWS[row] * n / RATE)
+    high = dbm0_to_peak(DTMF_HIGH_DBM0, codec) * np.sin(2 * np.pi * COLS[col] * n / RATE)
+    signal = np.concatenate((low + high, np.zeros(gap_samples)))
+    return np.rint(signal).astype(np.int16)
