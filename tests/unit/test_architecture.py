@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "appliance"
-CORE = ("sip", "sdp", "rtp", "dsp", "pbx")
+CORE = ("sip", "sdp", "rtp", "dsp", "pbx", "lines")
 FORBIDDEN = {
     "asyncio",
     "socket",
