@@ -34,7 +34,7 @@ SIP ?= 0.0.0.0:5060
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup run test lint bench clean distclean
+.PHONY: setup run test lint bench hil clean distclean
 
 setup:
 	@$(ENSURE_DEBS) $(RUN_DEBS)
@@ -89,3 +89,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) $(DATA) *.egg-info
+
+# Hardware-in-the-loop scenarios against the sim board (a report in hil-results/);
+# also run by `make test` through tests/e2e/test_hil_sim.py.
+hil: setup
+	@$(ENSURE_DEBS) $(TEST_DEBS)
+	$(BIN)/python -m hil.run

@@ -1,0 +1,233 @@
+"""The board's analog ports, running: the line controller over its serial link, one
+FXS or FXO state machine per port, and every port's audio each 20 ms.
+
+Signals from the controller and what the audio side detects go into the port
+machines; what they ask comes back out: line intents to the controller, tones,
+caller ID and DTMF to the port's audio, and call actions (``PlaceCall``,
+``IncomingCall``...) to call control through ``on_call``. Call control answers with
+``offer(port, input)``. One absolute 20 ms schedule (t0 + n x 20 ms) paces all ports'
+audio; each port machine has its one timer on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Final
+
+import numpy as np
+
+from appliance.hw.board_spec import BoardSpec
+from appliance.hw.pcm import Pcm
+from appliance.hw.port_audio import SILENCE, CidMode, PortAudio
+from appliance.hw.serial_link import SerialLink, port_configs
+from appliance.lines.controller_link import ControllerLink, LinkConfig, LinkNotice
+from appliance.lines.digit_collector import CompletionRule
+from appliance.lines.fxo import FxoPort
+from appliance.lines.fxs import FxsConfig, FxsPort, ring_cadence
+from appliance.lines.port_actions import (
+    CallAction,
+    CallInput,
+    ConnectAudio,
+    Detect,
+    Detector,
+    DisconnectAudio,
+    PlayTone,
+    PortAction,
+    PortInput,
+    SendCallerId,
+    SendDtmf,
+    StopTone,
+)
+from appliance.lines.signals import (
+    ControllerReset,
+    DialPulses,
+    Feed,
+    Hook,
+    LineSignal,
+    PortType,
+    Ring,
+)
+
+log = logging.getLogger(__name__)
+
+TICK: Final = 0.020
+MAX_CATCH_UP: Final = 3  # ticks run back to back after a stall; beyond, skipped
+
+CallSink = Callable[[int, CallAction], None]
+
+
+class AnalogPorts:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        board: BoardSpec,
+        device: str,
+        pcms: Mapping[int, Pcm],
+        completion: CompletionRule,
+        on_call: CallSink | None = None,
+        link_config: LinkConfig | None = None,
+    ) -> None:
+        self._loop = loop
+        self.board = board
+        self._pcms = dict(pcms)
+        self._on_call = on_call or (lambda port, action: None)
+        self.ports: dict[int, FxsPort | FxoPort] = {}
+        self.audio: dict[int, PortAudio] = {}
+        for spec in board.ports:
+            cid = _cid_mode(
+                spec.fxs.caller_id if spec.fxs else spec.fxo.caller_id if spec.fxo else ()
+            )
+            if spec.type is PortType.FXS:
+                config = FxsConfig(ring_cadence_ms=ring_cadence(board.country))
+                self.ports[spec.number] = FxsPort(spec.number, completion, config)
+            else:
+                self.ports[spec.number] = FxoPort(spec.number)
+            self.audio[spec.number] = PortAudio(board.country, cid)
+        for number, port in self.ports.items():
+            if isinstance(port, FxoPort):
+                self.audio[number].listen_caller_id(True)  # caller ID comes between rings
+        link = ControllerLink(port_configs(board), link_config)
+        self.serial = SerialLink(link, device, self._deliver, board.controller.baud, loop)
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._t0 = 0.0
+        self._n = 0
+        self.late_ticks = 0
+        self.skipped_ticks = 0
+        self.link_up = False
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        for pcm in self._pcms.values():
+            pcm.open()
+        self.serial.open()
+        self._t0 = self._loop.time()
+        self._n = 0
+        self._tick_handle = self._loop.call_at(self._t0 + TICK, self._tick)
+
+    def close(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.serial.close()
+        for pcm in self._pcms.values():
+            pcm.close()
+
+    # -- call control in -----------------------------------------------------------
+
+    def offer(self, port: int, event: CallInput) -> None:
+        """What call control tells a port (an incoming call, the far end answered...)."""
+        self._feed(port, event)
+
+    # -- controller in ------------------------------------------------------------
+
+    def _deliver(self, item: LineSignal | LinkNotice) -> None:
+        if isinstance(item, ControllerReset):
+            log.warning("line controller restarted: ports re-configured")
+            for number in self.ports:
+                self._feed(number, item)
+            return
+        port = getattr(item, "port", None)
+        if isinstance(port, int) and port in self.ports:
+            self._feed(port, item)  # type: ignore[arg-type]  # a LineSignal with a port
+            return
+        name = type(item).__name__
+        if name == "LinkUp":
+            self.link_up = True
+        elif name == "LinkDown":
+            self.link_up = False
+        log.info("line controller: %s", item)
+
+    # -- the port machines ---------------------------------------------------------
+
+    def _feed(self, number: int, event: PortInput) -> None:
+        port = self.ports.get(number)
+        if port is None:
+            return
+        self._apply(number, port.handle(event, self._loop.time()))
+
+    def _apply(self, number: int, actions: list[PortAction]) -> None:
+        audio = self.audio[number]
+        for action in actions:
+            if isinstance(action, Ring | Feed | Hook | DialPulses):
+                self.serial.send_intent(action)
+            elif isinstance(action, PlayTone):
+                try:
+                    audio.play_tone(action.name)
+                except ValueError as exc:
+                    log.warning("port %d: %s", number, exc)
+            elif isinstance(action, StopTone):
+                audio.stop_tone()
+            elif isinstance(action, SendCallerId):
+                audio.send_caller_id(action.number, action.name, datetime.now())
+            elif isinstance(action, ConnectAudio):
+                audio.connected = True
+            elif isinstance(action, DisconnectAudio):
+                audio.connected = False
+            elif isinstance(action, Detect):
+                if action.detector is Detector.DTMF:
+                    audio.detect_dtmf(action.on)
+                else:
+                    audio.detect_progress(action.on)
+            elif isinstance(action, SendDtmf):
+                audio.send_dtmf(action.digits, action.on_ms, action.off_ms)
+            else:
+                self._on_call(number, action)
+        self._rearm(number)
+
+    def _rearm(self, number: int) -> None:
+        handle = self._timers.pop(number, None)
+        if handle is not None:
+            handle.cancel()
+        deadline = self.ports[number].next_deadline()
+        if deadline is not None:
+            self._timers[number] = self._loop.call_at(deadline, self._fire, number)
+
+    def _fire(self, number: int) -> None:
+        self._timers.pop(number, None)
+        self._apply(number, self.ports[number].handle_timer(self._loop.time()))
+
+    # -- audio, every 20 ms --------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        due = int((now - self._t0) / TICK)
+        behind = due - self._n
+        if behind > MAX_CATCH_UP:  # a stall: skip ahead instead of a burst of frames
+            self.skipped_ticks += behind - MAX_CATCH_UP
+            self._n = due - MAX_CATCH_UP
+        runs = max(1, min(behind, MAX_CATCH_UP))
+        if behind > 1:
+            self.late_ticks += 1
+        for _ in range(runs):
+            self._n += 1
+            self._frame(self._t0 + self._n * TICK)
+        self._tick_handle = self._loop.call_at(self._t0 + (self._n + 1) * TICK, self._tick)
+
+    def _frame(self, t: float) -> None:
+        for number, audio in self.audio.items():
+            pcm = self._pcms.get(number)
+            captured = pcm.read_frame() if pcm is not None else None
+            if captured is not None and captured.ndim != 1:
+                captured = np.ascontiguousarray(captured.reshape(-1))
+            out, heard = audio.tick(captured, t)
+            for event in heard.inputs:
+                self._feed(number, event)
+            if pcm is not None:
+                pcm.write_frame(out if out is not None else SILENCE)
+
+
+def _cid_mode(modes: object) -> str:
+    """The first caller-ID modulation a board file lists for a port."""
+    names = [getattr(m, "value", str(m)) for m in modes] if isinstance(modes, tuple | list) else []
+    for name in names:
+        if name in (CidMode.FSK_BELL, CidMode.FSK_V23, CidMode.DTMF):
+            return name
+    return CidMode.FSK_BELL
