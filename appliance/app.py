@@ -24,6 +24,7 @@ import uvloop
 
 from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import Config
+from appliance.hw.board_spec import BoardError, check_devices, load_board
 from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
 from appliance.media.prompts import MusicOnHold, PromptLibrary
@@ -397,19 +398,22 @@ def serve(config: Config) -> int:
     return uvloop.run(_run(config, started))
 
 
-# Boards this release can drive; real line-interface boards come with the analog-line
-# layer, and until then naming one is an error rather than a silent fallback.
-KNOWN_BOARDS: Final = ("sim",)
-
-
 async def _run(config: Config, started: float) -> int:
-    if config.board.name not in KNOWN_BOARDS:
-        log.error(
-            "unknown board %r: this release knows only %s",
-            config.board.name,
-            ", ".join(KNOWN_BOARDS),
-        )
+    try:
+        board = load_board(config.board.name)
+    except BoardError as exc:
+        log.error("%s", exc)
         return 1
+    if board.controller.device != "pty":  # a real board: its devices must be there
+        missing = check_devices(board)
+        if missing:
+            log.error("board %r: missing %s", board.name, "; ".join(missing))
+            return 1
+    log.info(
+        "board %s: %s",
+        board.name,
+        ", ".join(f"port {p.number} {p.type.value}" for p in board.ports),
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

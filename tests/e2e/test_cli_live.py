@@ -3,6 +3,10 @@ restart: the server rereads the directory about every second and logs that it di
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -54,3 +58,32 @@ def test_extension_deleted_while_serving_cannot_register(
     assert "SIP/2.0 401 Unauthorized" in after.messages, after.describe()
     assert "SIP/2.0 200" not in after.messages, after.describe()
     assert "102" not in yakyak_server.contacts()
+
+
+@pytest.mark.parametrize(
+    ("board", "says"),
+    [
+        ("nosuch", "unknown board 'nosuch'; known boards: bbb, rpi4, rpi5, sim"),
+        ("rpi4", "board 'rpi4': missing"),  # no line-interface board on a CI machine
+    ],
+)
+def test_serve_refuses_an_unknown_board_or_missing_devices(
+    tmp_path: Path, board: str, says: str
+) -> None:
+    data = tmp_path / "data"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # never bound: refused first
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    yakyak = [sys.executable, "-m", "appliance"]
+    init = [*yakyak, "init", "--data", str(data), "--admin-password", "e2e-admin-pw"]
+    subprocess.run(init, cwd=tmp_path, capture_output=True, timeout=30, check=True)
+    result = subprocess.run(
+        [*yakyak, "serve", "--data", str(data), "--board", board, "--sip", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert says in result.stdout + result.stderr
