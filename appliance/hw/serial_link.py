@@ -19,8 +19,8 @@ from typing import Any
 import serial  # type: ignore[import-untyped]  # pyserial ships no type stubs
 
 from appliance.hw.board_spec import BoardSpec, DisconnectMode, PortSpec
+from appliance.lines.controller_config import FxoConfig, FxsConfig, PortConfig
 from appliance.lines.controller_link import ControllerLink, LinkNotice, LinkOutput, Send
-from appliance.lines.controller_protocol import FxoConfig, FxsConfig, PortConfig
 from appliance.lines.signals import LineIntent, LineSignal
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from appliance.lines.controller_config import Hello, PortConfig, PortStatus, config_to_command
 from appliance.lines.controller_protocol import (
     CLIENT_HELLO,
     MAX_LINE,
@@ -37,13 +38,9 @@ from appliance.lines.controller_protocol import (
     Command,
     EventLine,
     EventName,
-    Hello,
-    PortConfig,
-    PortStatus,
     ProtocolError,
     StatusLine,
     Verb,
-    config_to_command,
     decode_line,
     event_to_signal,
     intent_to_command,

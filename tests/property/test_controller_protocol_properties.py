@@ -9,6 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance.hw.sim.controller import SimController
+from appliance.lines.controller_config import (
+    FxoConfig,
+    FxsConfig,
+    config_from_command,
+    config_to_command,
+)
 from appliance.lines.controller_link import (
     CommandFailed,
     ControllerLink,
@@ -23,14 +29,10 @@ from appliance.lines.controller_protocol import (
     Ack,
     Command,
     EventLine,
-    FxoConfig,
-    FxsConfig,
     ProtocolError,
     StatusLine,
     Verb,
     command_to_intent,
-    config_from_command,
-    config_to_command,
     decode_line,
     event_to_signal,
     intent_to_command,

@@ -28,20 +28,22 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from appliance.lines.controller_config import (
+    FxoConfig,
+    FxsConfig,
+    Hello,
+    PortStatus,
+    config_from_command,
+)
 from appliance.lines.controller_protocol import (
     CLOCK_MAX,
     MAX_LINE,
     PROTOCOL_VERSION,
     Ack,
     Command,
-    FxoConfig,
-    FxsConfig,
-    Hello,
-    PortStatus,
     ProtocolError,
     Verb,
     command_to_intent,
-    config_from_command,
     decode_line,
     next_number,
     signal_to_event,

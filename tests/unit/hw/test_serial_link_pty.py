@@ -16,6 +16,7 @@ from appliance.hw.board_spec import load_board
 from appliance.hw.serial_link import SerialLink, port_configs
 from appliance.hw.sim.controller import SimController
 from appliance.hw.sim.pty_controller import PtyController
+from appliance.lines.controller_config import FxoConfig, FxsConfig, config_to_command
 from appliance.lines.controller_link import (
     ControllerLink,
     LinkConfig,
@@ -24,7 +25,6 @@ from appliance.lines.controller_link import (
     LinkUp,
     Resynced,
 )
-from appliance.lines.controller_protocol import FxoConfig, FxsConfig, config_to_command
 from appliance.lines.signals import ControllerReset, LineSignal, OffHook, PortType, Ring
 
 PORTS = [PortType.FXS, PortType.FXS, PortType.FXO]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.hw.sim.controller import SimController
+from appliance.lines.controller_config import FxoConfig, FxsConfig
 from appliance.lines.controller_link import (
     ControllerLink,
     LinkConfig,
@@ -15,7 +16,7 @@ from appliance.lines.controller_link import (
     Resynced,
     Send,
 )
-from appliance.lines.controller_protocol import FxoConfig, FxsConfig, ProtocolError, decode_line
+from appliance.lines.controller_protocol import ProtocolError, decode_line
 from appliance.lines.signals import (
     ControllerReset,
     DialPulses,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.lines.controller_config import FxoConfig, FxsConfig, config_to_command
 from appliance.lines.controller_link import (
     CommandFailed,
     ControllerLink,
@@ -16,7 +17,6 @@ from appliance.lines.controller_link import (
     Resynced,
     Send,
 )
-from appliance.lines.controller_protocol import FxoConfig, FxsConfig, config_to_command
 from appliance.lines.signals import (
     ControllerReset,
     DialPulses,

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.lines.controller_protocol import (
-    Ack,
-    Command,
-    EventLine,
+from appliance.lines.controller_config import (
     FxoConfig,
     FxsConfig,
     Hello,
     PortStatus,
+    config_from_command,
+    config_to_command,
+)
+from appliance.lines.controller_protocol import (
+    Ack,
+    Command,
+    EventLine,
     ProtocolError,
     StatusLine,
     command_to_intent,
-    config_from_command,
-    config_to_command,
     decode_line,
     event_to_signal,
     intent_to_command,
