@@ -24,7 +24,8 @@ import uvloop
 
 from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import Config
-from appliance.hw.board_spec import BoardError, check_devices, load_board
+from appliance.hw.board_loader import load_board
+from appliance.hw.board_spec import BoardError, check_devices
 from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
 from appliance.media.prompts import MusicOnHold, PromptLibrary

@@ -25,7 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.hw.analog_ports import AnalogPorts
-from appliance.hw.board_spec import BoardSpec, load_board
+from appliance.hw.board_loader import load_board
+from appliance.hw.board_spec import BoardSpec
 from appliance.hw.pcm import install_alsa_config, port_pcms
 from appliance.hw.sim.controller import SimController, SimLine, SimPhone
 from appliance.hw.sim.pty_controller import PtyController

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.hw.board_loader import default_boards_dir, known_boards, load_board
 from appliance.hw.board_spec import (
     BOARDS_ENV,
     BoardError,
@@ -15,9 +16,6 @@ from appliance.hw.board_spec import (
     FlowControl,
     Impedance,
     check_devices,
-    default_boards_dir,
-    known_boards,
-    load_board,
 )
 from appliance.lines.signals import PortType
 

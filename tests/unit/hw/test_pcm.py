@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.hw.board_spec import AudioSpec, load_board
+from appliance.hw.board_loader import load_board
+from appliance.hw.board_spec import AudioSpec
 from appliance.hw.pcm import (
     FRAME_SAMPLES,
     AlsaHandle,

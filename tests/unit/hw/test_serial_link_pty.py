@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.hw.board_spec import load_board
+from appliance.hw.board_loader import load_board
 from appliance.hw.serial_link import SerialLink, port_configs
 from appliance.hw.sim.controller import SimController
 from appliance.hw.sim.pty_controller import PtyController
