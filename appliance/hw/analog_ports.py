@@ -17,9 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
 
-import numpy as np
-
-from appliance.hw.board_spec import BoardSpec
+from appliance.hw.board_spec import BoardSpec, CallerIdMode
 from appliance.hw.pcm import Pcm
 from appliance.hw.port_audio import SILENCE, CidMode, PortAudio
 from appliance.hw.serial_link import SerialLink, port_configs
@@ -28,7 +26,9 @@ from appliance.lines.digit_collector import CompletionRule
 from appliance.lines.fxo import FxoPort
 from appliance.lines.fxs import FxsConfig, FxsPort, ring_cadence
 from appliance.lines.port_actions import (
+    AnswerIncoming,
     CallAction,
+    CallerIdTiming,
     CallInput,
     ConnectAudio,
     Detect,
@@ -77,9 +77,8 @@ class AnalogPorts:
         self.ports: dict[int, FxsPort | FxoPort] = {}
         self.audio: dict[int, PortAudio] = {}
         for spec in board.ports:
-            cid = _cid_mode(
-                spec.fxs.caller_id if spec.fxs else spec.fxo.caller_id if spec.fxo else ()
-            )
+            modes = spec.fxs.caller_id if spec.fxs else spec.fxo.caller_id if spec.fxo else ()
+            cid = _cid_mode(modes)
             if spec.type is PortType.FXS:
                 config = FxsConfig(ring_cadence_ms=ring_cadence(board.country))
                 self.ports[spec.number] = FxsPort(spec.number, completion, config)
@@ -98,6 +97,10 @@ class AnalogPorts:
         self.late_ticks = 0
         self.skipped_ticks = 0
         self.link_up = False
+        # inputs that arrive while a port's actions are being carried out (call control
+        # answering a call action at once) wait their turn: no nesting, no reordering
+        self._inputs: list[tuple[int, PortInput]] = []
+        self._busy = False
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -148,39 +151,60 @@ class AnalogPorts:
     # -- the port machines ---------------------------------------------------------
 
     def _feed(self, number: int, event: PortInput) -> None:
-        port = self.ports.get(number)
-        if port is None:
+        if number not in self.ports:
             return
-        self._apply(number, port.handle(event, self._loop.time()))
+        self._inputs.append((number, event))
+        if self._busy:
+            return  # the loop below takes it once the current actions are done
+        self._busy = True
+        try:
+            while self._inputs:
+                port_number, pending = self._inputs.pop(0)
+                port = self.ports[port_number]
+                self._apply(port_number, port.handle(pending, self._loop.time()))
+        finally:
+            self._busy = False
 
     def _apply(self, number: int, actions: list[PortAction]) -> None:
-        audio = self.audio[number]
-        for action in actions:
-            if isinstance(action, Ring | Feed | Hook | DialPulses):
-                self.serial.send_intent(action)
-            elif isinstance(action, PlayTone):
+        try:
+            for action in actions:
                 try:
-                    audio.play_tone(action.name)
-                except ValueError as exc:
-                    log.warning("port %d: %s", number, exc)
-            elif isinstance(action, StopTone):
-                audio.stop_tone()
-            elif isinstance(action, SendCallerId):
+                    self._do(number, action)
+                except Exception:  # one bad action must not cost the port its timer
+                    log.exception("port %d: %s failed", number, type(action).__name__)
+        finally:
+            self._rearm(number)
+
+    def _do(self, number: int, action: PortAction) -> None:
+        audio = self.audio[number]
+        if isinstance(action, Ring | Feed | Hook | DialPulses):
+            if isinstance(action, Hook) and not action.off:
+                audio.cancel_queued()  # digits not yet dialled must not reach the next call
+            self.serial.send_intent(action)
+        elif isinstance(action, PlayTone):
+            audio.play_tone(action.name)
+        elif isinstance(action, StopTone):
+            audio.stop_tone()
+        elif isinstance(action, SendCallerId):
+            if action.when is CallerIdTiming.BETWEEN_RINGS:
                 audio.send_caller_id(action.number, action.name, datetime.now())
-            elif isinstance(action, ConnectAudio):
-                audio.connected = True
-            elif isinstance(action, DisconnectAudio):
-                audio.connected = False
-            elif isinstance(action, Detect):
-                if action.detector is Detector.DTMF:
-                    audio.detect_dtmf(action.on)
-                else:
-                    audio.detect_progress(action.on)
-            elif isinstance(action, SendDtmf):
-                audio.send_dtmf(action.digits, action.on_ms, action.off_ms)
+            # Off-hook (type 2) caller ID needs the alerting signal and the phone's
+            # acknowledgement first; without them it is modem noise in the call.
+        elif isinstance(action, ConnectAudio):
+            audio.connected = True
+        elif isinstance(action, DisconnectAudio):
+            audio.connected = False
+        elif isinstance(action, Detect):
+            if action.detector is Detector.DTMF:
+                audio.detect_dtmf(action.on)
             else:
-                self._on_call(number, action)
-        self._rearm(number)
+                audio.detect_progress(action.on)
+        elif isinstance(action, SendDtmf):
+            audio.send_dtmf(action.digits, action.on_ms, action.off_ms)
+        else:
+            if isinstance(action, AnswerIncoming):
+                audio.cancel_queued()  # answered mid caller ID: the rest is not for the call
+            self._on_call(number, action)
 
     def _rearm(self, number: int) -> None:
         handle = self._timers.pop(number, None)
@@ -197,6 +221,12 @@ class AnalogPorts:
     # -- audio, every 20 ms --------------------------------------------------------
 
     def _tick(self) -> None:
+        try:
+            self._run_due()
+        finally:  # whatever a port did, the others keep their audio
+            self._tick_handle = self._loop.call_at(self._t0 + (self._n + 1) * TICK, self._tick)
+
+    def _run_due(self) -> None:
         now = self._loop.time()
         due = int((now - self._t0) / TICK)
         behind = due - self._n
@@ -209,25 +239,24 @@ class AnalogPorts:
         for _ in range(runs):
             self._n += 1
             self._frame(self._t0 + self._n * TICK)
-        self._tick_handle = self._loop.call_at(self._t0 + (self._n + 1) * TICK, self._tick)
 
     def _frame(self, t: float) -> None:
         for number, audio in self.audio.items():
-            pcm = self._pcms.get(number)
-            captured = pcm.read_frame() if pcm is not None else None
-            if captured is not None and captured.ndim != 1:
-                captured = np.ascontiguousarray(captured.reshape(-1))
-            out, heard = audio.tick(captured, t)
-            for event in heard.inputs:
-                self._feed(number, event)
-            if pcm is not None:
-                pcm.write_frame(out if out is not None else SILENCE)
+            try:
+                pcm = self._pcms.get(number)
+                captured = pcm.read_frame() if pcm is not None else None
+                out, heard = audio.tick(captured, t)
+                for event in heard.inputs:
+                    self._feed(number, event)
+                if pcm is not None:
+                    pcm.write_frame(out if out is not None else SILENCE)
+            except Exception:  # a failing sound card stops its own port, not the others
+                log.exception("port %d: audio failed", number)
 
 
-def _cid_mode(modes: object) -> str:
-    """The first caller-ID modulation a board file lists for a port."""
-    names = [getattr(m, "value", str(m)) for m in modes] if isinstance(modes, tuple | list) else []
-    for name in names:
-        if name in (CidMode.FSK_BELL, CidMode.FSK_V23, CidMode.DTMF):
-            return name
-    return CidMode.FSK_BELL
+def _cid_mode(modes: tuple[CallerIdMode, ...]) -> str | None:
+    """The first caller-ID modulation a board file lists for a port; None: no caller ID."""
+    for mode in modes:
+        if mode.value in (CidMode.FSK_BELL, CidMode.FSK_V23, CidMode.DTMF):
+            return mode.value
+    return None

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.dsp.callerid import (
+    Absence,
     CallerId,
     CallTime,
     FskReceiver,
@@ -66,16 +67,19 @@ class Heard:
 
 class ProgressToneDetector:
     """Dial tone and busy tone on an exchange line, by the energy at the country's
-    tone frequencies (Goertzel over each frame) and its cadence: dial tone is steady
-    for ``dial_ms``; busy is at least two on/off cycles of the busy cadence."""
+    tone frequencies (a DFT bin per frequency, each frame) and by cadence: dial tone is
+    steady for ``dial_ms``; busy is two whole on/off cycles whose lengths match the
+    busy cadence (within 25 % or 40 ms). Many countries use one frequency for dial
+    tone, ringback and busy, so the cadence is what tells busy from ringback."""
 
     def __init__(self, country: str, dial_ms: int = 400) -> None:
         self._dial = tone_for(country, ToneKind.DIAL)
         self._busy = tone_for(country, ToneKind.BUSY)
         self._dial_frames = dial_ms // 20
         self._on_run = 0
-        self._busy_edges = 0
         self._was_on = False
+        self._run = 0  # frames in the current on or off segment
+        self._matched = 0  # busy-shaped segments in a row
         self.reported_dial = False
 
     def feed(self, frame: Frame) -> list[AudioInput]:
@@ -89,12 +93,24 @@ class ProgressToneDetector:
                 out.append(DialToneDetected())
         else:
             self._on_run = 0
-        if busy_on != self._was_on:
-            self._busy_edges += 1
-            self._was_on = busy_on
-            if self._busy_edges >= 4 and not self._busy.continuous:
-                self._busy_edges = 0
+        if self._busy.continuous or not self._busy.cadence_ms:
+            return out
+        if busy_on == self._was_on:
+            self._run += 1
+            return out
+        # a segment ended: was it as long as the busy cadence's on (or off) part?
+        on_ms, off_ms = self._busy.cadence_ms[0]
+        expected = on_ms if self._was_on else off_ms
+        length = self._run * 20
+        if abs(length - expected) <= max(40, expected // 4):
+            self._matched += 1
+            if self._matched >= 4:  # on, off, on, off
+                self._matched = 0
                 out.append(BusyToneDetected())
+        else:
+            self._matched = 0
+        self._was_on = busy_on
+        self._run = 1
         return out
 
 
@@ -121,7 +137,7 @@ class PortAudio:
     """The audio side of one port; ``country`` picks the tones, ``cid`` the caller-ID
     modulation this port sends (FXS) and listens for (FXO)."""
 
-    def __init__(self, country: str, cid: str = CidMode.FSK_BELL) -> None:
+    def __init__(self, country: str, cid: str | None = CidMode.FSK_BELL) -> None:
         self.country = country
         self.cid = cid
         self._tone: ToneGenerator | None = None
@@ -138,6 +154,7 @@ class PortAudio:
         kind = _TONES.get(name)
         if kind is None:
             raise ValueError(f"unknown tone {name!r}")
+        self._queued.clear()  # a tone now means caller ID or digits would be out of place
         self._tone = ToneGenerator(tone_for(self.country, kind))
         self._stutter = STUTTER_FRAMES if name == TONE_STUTTER_DIAL else 0
 
@@ -146,14 +163,31 @@ class PortAudio:
         self._stutter = 0
 
     def send_caller_id(self, number: str | None, name: str | None, when: datetime) -> None:
+        """Queue caller ID for what a phone display can show: digits only (a SIP user
+        name or an empty number is sent as "unavailable"), a name cut to 15 printable
+        ASCII characters. Does nothing on a port without caller ID."""
+        if self.cid is None:
+            return
+        digits = "".join(c for c in number or "" if c.isdigit())[:20]
+        shown = "".join(c for c in (name or "") if c.isascii() and c.isprintable())[:15]
         if self.cid == CidMode.DTMF:
-            samples = dtmf_cid_encode(number or "")
+            samples = dtmf_cid_encode(digits if digits else Absence.UNAVAILABLE)
         else:
-            caller = CallerId(number=number, name=name, when=CallTime.of(when))
+            caller = CallerId(
+                number=digits or None,
+                name=shown or None,
+                when=CallTime.of(when),
+                number_absence=None if digits else Absence.UNAVAILABLE,
+            )
             standard = FskStandard.V23 if self.cid == CidMode.FSK_V23 else FskStandard.BELL202
             fmt = MessageFormat.ETSI if standard is FskStandard.V23 else MessageFormat.MDMF
             samples = fsk_modulate(encode_message(caller, fmt), standard)
         self._queue(samples)
+
+    def cancel_queued(self) -> None:
+        """Drop caller ID or digits not yet played (the phone was answered, the line
+        released): they must not reach a call or the next seizure."""
+        self._queued.clear()
 
     def send_dtmf(self, digits: str, on_ms: int, off_ms: int) -> None:
         for digit in digits:

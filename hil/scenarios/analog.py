@@ -13,6 +13,7 @@ import numpy.typing as npt
 from appliance.dsp.callerid import FskReceiver, FskStandard
 from appliance.dsp.dtmf import dtmf_symbol
 from appliance.dsp.tones import ToneKind, tone_for
+from appliance.lines.fxs import FxsPort, FxsState
 from appliance.lines.port_actions import (
     AnswerIncoming,
     IncomingCall,
@@ -62,6 +63,12 @@ async def heard_tone(rig: SimRig, port: int, kind: ToneKind, since: int, timeout
 
     assert await rig.until(seen, timeout), f"no {kind.value} tone on port {port}"
     return found[0]
+
+
+def port_state(rig: SimRig, port: int) -> object:
+    assert rig.ports is not None
+    machine = rig.ports.ports[port]
+    return machine.state if isinstance(machine, FxsPort) else None
 
 
 def calls_of(rig: SimRig, kind: type) -> list[object]:
@@ -138,7 +145,7 @@ async def fxs_ring_caller_id_answer(rig: SimRig, result: ScenarioResult) -> None
     result.timing("caller_id_after_offer", (time.monotonic() - offered) * 1000)
     rig.phone(FXS).lift()
     assert await rig.until(lambda: bool(calls_of(rig, AnswerIncoming)), 2.0), rig.calls
-    assert await rig.until(lambda: not rig.phone(FXS).ringing, 1.0), "still ringing"
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.TALKING, 1.0)
     rig.ports.offer(FXS, RemoteAnswered())
 
 
@@ -151,8 +158,9 @@ async def fxs_far_end_hangup(rig: SimRig, result: ScenarioResult) -> None:
     assert await rig.until(lambda: rig.phone(FXS).feed is FeedMode.OPEN, 2.0), "no loop drop"
     result.timing("loop_drop", (time.monotonic() - released) * 1000)
     await heard_tone(rig, FXS, ToneKind.BUSY, mark, 3.0)
+    assert port_state(rig, FXS) is FxsState.LOCKOUT
     rig.phone(FXS).hang_up()
-    assert await rig.until(lambda: rig.phone(FXS).feed is FeedMode.NORMAL, 3.0), "port held"
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "port held"
 
 
 async def fxo_inbound_ring(rig: SimRig, result: ScenarioResult) -> None:
@@ -182,10 +190,12 @@ async def controller_reset_recovered(rig: SimRig, result: ScenarioResult) -> Non
     )
     assert recovered, "the controller was not configured again after its reset"
     result.timing("reconfigured", (time.monotonic() - reset_at) * 1000)
-    mark = len(rig.played(FXS))
+    # the port works again: a real hang-up (longer than a flash), then a fresh lift
     rig.phone(FXS).hang_up()
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "not idle"
+    mark = len(rig.played(FXS))
     rig.phone(FXS).lift()
-    await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)  # the port works again
+    await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)
     rig.phone(FXS).hang_up()
 
 

@@ -445,7 +445,7 @@ class SimController:
         self._counter = 0
         self._buffer = bytearray()
         self._discarding = False
-        self._replies: OrderedDict[int, bytes] = OrderedDict()
+        self._replies: OrderedDict[str, bytes] = OrderedDict()
         self._reset_cause: str | None = "power" if announce_boot else None
         self._drop = 0
         self._garble = 0
@@ -584,10 +584,13 @@ class SimController:
         self.commands.append(message)
         if message.verb == Verb.STATUS:
             return self._status(message.seq, now)
-        if (repeat := self._replies.get(message.seq)) is not None:
+        line = str(message)
+        if message.verb == Verb.HELLO:
+            self._replies.clear()  # a new session: its seq may start again at 1
+        elif (repeat := self._replies.get(line)) is not None:
             return self._send(repeat)  # a resend: answer again, do not act twice
         reply = bytes(self._execute(message, now))
-        self._replies[message.seq] = reply
+        self._replies[line] = reply
         while len(self._replies) > REPLY_MEMORY:
             self._replies.popitem(last=False)
         return self._send(reply)

@@ -113,3 +113,48 @@ def test_caller_id_heard_on_an_exchange_line() -> None:
         out, _ = exchange.tick(None, 0.0)
         inputs += list(line.tick(out if out is not None else SILENCE, i * 0.02)[1].inputs)
     assert CallerIdReceived("0301234", None) in inputs
+
+
+@pytest.mark.parametrize("country", ["US", "GB", "DE", "FR", "ES"])
+def test_ringback_is_never_taken_for_busy_but_busy_is_found(country: str) -> None:
+    exchange, line = PortAudio(country), PortAudio(country)
+    line.detect_progress(True)
+    exchange.play_tone("ringback")
+    heard = []
+    for i in range(500):  # 10 s of ringback
+        out, _ = exchange.tick(None, 0.0)
+        heard += list(line.tick(out, i * 0.02)[1].inputs)
+    assert BusyToneDetected() not in heard
+    exchange.play_tone("busy")
+    for i in range(250):
+        out, _ = exchange.tick(None, 0.0)
+        heard += list(line.tick(out, i * 0.02)[1].inputs)
+    assert BusyToneDetected() in heard
+
+
+@pytest.mark.parametrize(
+    ("number", "name"),
+    [("alice", "Alice"), ("", None), ("+49 30 1234", "Zoë Ünal with a long name"), (None, "x")],
+)
+def test_caller_id_of_any_sip_caller_is_sent_not_raised(
+    number: str | None, name: str | None
+) -> None:
+    for mode in (CidMode.FSK_BELL, CidMode.FSK_V23, CidMode.DTMF):
+        audio = PortAudio("US", cid=mode)
+        audio.send_caller_id(number, name, datetime(2026, 1, 1, 0, 0))
+        assert audio.tick(None, 0.0)[0] is not None
+
+
+def test_a_port_without_caller_id_sends_none_and_queued_audio_can_be_dropped() -> None:
+    quiet = PortAudio("US", cid=None)
+    quiet.send_caller_id("2001", "ALICE", datetime(2026, 1, 1))
+    assert quiet.tick(None, 0.0)[0] is None
+    audio = PortAudio("US")
+    audio.send_caller_id("2001", "ALICE", datetime(2026, 1, 1))
+    audio.cancel_queued()  # the phone was answered mid caller ID
+    assert audio.tick(None, 0.0)[0] is None
+    audio.send_dtmf("5", 100, 100)
+    audio.play_tone("dial")  # a tone replaces digits not yet played
+    out, _ = audio.tick(None, 0.0)
+    expected = ToneGenerator(tone_for("US", ToneKind.DIAL)).next_frame()
+    assert np.array_equal(out, expected)
