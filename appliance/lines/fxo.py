@@ -42,17 +42,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
+from appliance.lines.audio_requests import AudioRequests
 from appliance.lines.port_actions import (
     BusyToneDetected,
     CallerId,
     CallerIdReceived,
     CallFailed,
-    ConnectAudio,
-    Detect,
     Detector,
     DialOut,
     DialToneDetected,
-    DisconnectAudio,
     HangUpCall,
     IncomingCall,
     OutboundAnswered,
@@ -159,8 +157,7 @@ class FxoPort:
         self._state = FxoState.IDLE
         self._deadline: float | None = None
         self._off_hook = False
-        self._audio = False
-        self._detecting = False
+        self._requests = AudioRequests(Detector.PROGRESS_TONES)
         self._rings = 0
         self._number = ""
         self._early_caller_id: tuple[CallerId, float] | None = None
@@ -175,11 +172,11 @@ class FxoPort:
 
     @property
     def audio_connected(self) -> bool:
-        return self._audio
+        return self._requests.bridged
 
     @property
     def detecting_tones(self) -> bool:
-        return self._detecting
+        return self._requests.detecting
 
     @property
     def rings(self) -> int:
@@ -344,22 +341,13 @@ class FxoPort:
         return [Hook(self.port, off=off)]
 
     def _connect(self) -> list[PortAction]:
-        if self._audio:
-            return []
-        self._audio = True
-        return [ConnectAudio()]
+        return self._requests.connect()
 
     def _disconnect(self) -> list[PortAction]:
-        if not self._audio:
-            return []
-        self._audio = False
-        return [DisconnectAudio()]
+        return self._requests.disconnect()
 
     def _detect(self, on: bool) -> list[PortAction]:
-        if self._detecting == on:
-            return []
-        self._detecting = on
-        return [Detect(Detector.PROGRESS_TONES, on)]
+        return self._requests.detect(on)
 
 
 _Handler = Callable[[FxoPort, Any, float], list[PortAction]]

@@ -46,6 +46,7 @@ from enum import Enum
 from typing import Any, Final
 
 from appliance.dsp.tones import ToneKind, tone_for
+from appliance.lines.audio_requests import AudioRequests
 from appliance.lines.digit_collector import (
     CollectResult,
     CompletionRule,
@@ -63,11 +64,8 @@ from appliance.lines.port_actions import (
     AnswerIncoming,
     CallerIdTiming,
     CallFailed,
-    ConnectAudio,
-    Detect,
     Detector,
     DigitInCall,
-    DisconnectAudio,
     DtmfDigit,
     HangUpCall,
     HoldCall,
@@ -197,10 +195,9 @@ class FxsPort:
         self._deadline: float | None = None  # the port's own timer (not the collector's)
         # What the port has asked for, so it asks only for changes and can undo them.
         self._tone: str | None = None
-        self._audio = False
+        self._requests = AudioRequests(Detector.DTMF)
         self._ringing = False
         self._feed: FeedMode | None = FeedMode.NORMAL  # None: unknown after a reset
-        self._detecting = False
         self._off_hook = False
         self._messages_waiting = False
         self._offer: IncomingCallOffer | None = None  # ringing, or waiting in a call
@@ -219,7 +216,7 @@ class FxsPort:
 
     @property
     def audio_connected(self) -> bool:
-        return self._audio
+        return self._requests.bridged
 
     @property
     def ringing(self) -> bool:
@@ -231,7 +228,7 @@ class FxsPort:
 
     @property
     def detecting_digits(self) -> bool:
-        return self._detecting
+        return self._requests.detecting
 
     @property
     def off_hook(self) -> bool:
@@ -306,7 +303,7 @@ class FxsPort:
     def _progress(self, event: RemoteProgress, now: float) -> list[PortAction]:
         if event.early_media:
             return self._stop_tone() + self._connect()
-        if self._audio:
+        if self._requests.bridged:
             return []  # a later 180 does not end early media (RFC 3960 practice)
         return self._play(TONE_RINGBACK)
 
@@ -520,22 +517,13 @@ class FxsPort:
         return [StopTone()]
 
     def _connect(self) -> list[PortAction]:
-        if self._audio:
-            return []
-        self._audio = True
-        return [ConnectAudio()]
+        return self._requests.connect()
 
     def _disconnect(self) -> list[PortAction]:
-        if not self._audio:
-            return []
-        self._audio = False
-        return [DisconnectAudio()]
+        return self._requests.disconnect()
 
     def _detect(self, on: bool) -> list[PortAction]:
-        if self._detecting == on:
-            return []
-        self._detecting = on
-        return [Detect(Detector.DTMF, on)]
+        return self._requests.detect(on)
 
     def _ring(self, on: bool) -> list[PortAction]:
         if self._ringing == on:
