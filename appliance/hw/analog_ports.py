@@ -21,7 +21,13 @@ from appliance.hw.board_spec import BoardSpec, CallerIdMode
 from appliance.hw.pcm import Pcm
 from appliance.hw.port_audio import SILENCE, CidMode, PortAudio
 from appliance.hw.serial_link import SerialLink, port_configs
-from appliance.lines.controller_link import ControllerLink, LinkConfig, LinkNotice
+from appliance.lines.controller_link import (
+    ControllerLink,
+    LinkConfig,
+    LinkDown,
+    LinkNotice,
+    LinkUp,
+)
 from appliance.lines.digit_collector import CompletionRule
 from appliance.lines.fxo import FxoPort
 from appliance.lines.fxs import FxsConfig, FxsPort, ring_cadence
@@ -33,10 +39,13 @@ from appliance.lines.port_actions import (
     ConnectAudio,
     Detect,
     Detector,
+    DialOut,
     DisconnectAudio,
+    IncomingCallOffer,
     PlayTone,
     PortAction,
     PortInput,
+    RejectOffer,
     SendCallerId,
     SendDtmf,
     StopTone,
@@ -50,10 +59,12 @@ from appliance.lines.signals import (
     PortType,
     Ring,
 )
+from appliance.pbx.causes import Cause
 
 log = logging.getLogger(__name__)
 
 TICK: Final = 0.020
+REOPEN_INTERVAL: Final = 5.0  # s between attempts to open a serial device that failed
 MAX_CATCH_UP: Final = 3  # ticks run back to back after a stall; beyond, skipped
 
 CallSink = Callable[[int, CallAction], None]
@@ -101,6 +112,7 @@ class AnalogPorts:
         # answering a call action at once) wait their turn: no nesting, no reordering
         self._inputs: list[tuple[int, PortInput]] = []
         self._busy = False
+        self._reopen: asyncio.TimerHandle | None = None
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -113,6 +125,9 @@ class AnalogPorts:
         self._tick_handle = self._loop.call_at(self._t0 + TICK, self._tick)
 
     def close(self) -> None:
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
@@ -126,7 +141,12 @@ class AnalogPorts:
     # -- call control in -----------------------------------------------------------
 
     def offer(self, port: int, event: CallInput) -> None:
-        """What call control tells a port (an incoming call, the far end answered...)."""
+        """What call control tells a port (an incoming call, the far end answered...).
+        While the line controller is unreachable a new call is refused at once (cause
+        41, temporary failure) rather than left ringing nowhere."""
+        if not self.link_up and isinstance(event, IncomingCallOffer | DialOut):
+            self._on_call(port, RejectOffer(Cause.TEMPORARY_FAILURE))
+            return
         self._feed(port, event)
 
     # -- controller in ------------------------------------------------------------
@@ -141,12 +161,24 @@ class AnalogPorts:
         if isinstance(port, int) and port in self.ports:
             self._feed(port, item)  # type: ignore[arg-type]  # a LineSignal with a port
             return
-        name = type(item).__name__
-        if name == "LinkUp":
+        if isinstance(item, LinkUp):
             self.link_up = True
-        elif name == "LinkDown":
+        elif isinstance(item, LinkDown):
             self.link_up = False
+            self._schedule_reopen()
         log.info("line controller: %s", item)
+
+    def _schedule_reopen(self) -> None:
+        if self.serial.is_open or self._reopen is not None:
+            return
+        self._reopen = self._loop.call_later(REOPEN_INTERVAL, self._try_reopen)
+
+    def _try_reopen(self) -> None:
+        self._reopen = None
+        if self.serial.reopen():
+            log.info("line controller device %s open again", self.serial.device)
+        else:
+            self._schedule_reopen()
 
     # -- the port machines ---------------------------------------------------------
 

@@ -63,6 +63,25 @@ class SerialLink:
         self._write(self.link.start(self.loop.time()))
         self._rearm()
 
+    @property
+    def is_open(self) -> bool:
+        return self._fd >= 0
+
+    def reopen(self) -> bool:
+        """Open the device again after it failed (a USB adapter plugged back in); the
+        link, down meanwhile, brings itself up with its next HELLO. False if the
+        device is still not there."""
+        if self._fd >= 0:
+            return True
+        try:
+            self._serial = serial.Serial(self.device, self.baudrate, timeout=0)
+        except (OSError, serial.SerialException):
+            return False
+        self._fd = self._serial.fileno()
+        self.loop.add_reader(self._fd, self._readable)
+        self._rearm()
+        return True
+
     def send_intent(self, intent: LineIntent) -> None:
         self._write(self.link.send_intent(intent, self.loop.time()))
         self._rearm()

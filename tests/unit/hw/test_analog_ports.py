@@ -16,9 +16,17 @@ from appliance.hw.board_loader import load_board
 from appliance.hw.pcm import MemoryPcm, PcmCounters
 from appliance.hw.sim.controller import SimController
 from appliance.hw.sim.pty_controller import PtyController
+from appliance.lines.controller_link import LinkConfig
 from appliance.lines.digit_collector import dialplan_completion
 from appliance.lines.fxs import FxsPort, FxsState
-from appliance.lines.port_actions import CallAction, HangUpCall, IncomingCallOffer, OfferCancelled
+from appliance.lines.port_actions import (
+    CallAction,
+    HangUpCall,
+    IncomingCallOffer,
+    OfferCancelled,
+    RejectOffer,
+)
+from appliance.pbx.causes import Cause
 from appliance.pbx.dialplan import Dialplan
 
 pytestmark = pytest.mark.timeout(30)
@@ -61,7 +69,9 @@ def dial_tone_in(samples: np.ndarray) -> bool:
 
 
 async def run_ports(
-    pcms: dict[int, object], on_call: Callable[[AnalogPorts, int, CallAction], None] | None
+    pcms: dict[int, object],
+    on_call: Callable[[AnalogPorts, int, CallAction], None] | None,
+    link: LinkConfig | None = None,
 ) -> tuple[AnalogPorts, SimController, PtyController]:
     loop = asyncio.get_running_loop()
     board = load_board("sim")
@@ -76,6 +86,7 @@ async def run_ports(
         pcms,  # type: ignore[arg-type]  # BrokenPcm is a Pcm in all but name
         dialplan_completion(Dialplan(()), {"101"}),
         (lambda port, action: on_call(holder[0], port, action)) if on_call else None,
+        link,
     )
     holder.append(ports)
     ports.start()
@@ -123,6 +134,33 @@ def test_call_control_answering_inside_a_call_action_is_taken_in_order() -> None
             assert await until(lambda: machine.state is FxsState.IDLE)
             await asyncio.sleep(1.0)
             assert machine.state is FxsState.IDLE and not phone.ringing
+        finally:
+            ports.close()
+            pty.close()
+
+    asyncio.run(scenario())
+
+
+def test_while_the_controller_is_unreachable_calls_are_refused_then_served_again() -> None:
+    refused: list[CallAction] = []
+
+    def call_control(ports: AnalogPorts, port: int, action: CallAction) -> None:
+        refused.append(action)
+
+    async def scenario() -> None:
+        quick = LinkConfig(ack_timeout=0.1, retries=1, retry_interval=0.3, keepalive=0.3)
+        pcms = {1: MemoryPcm(), 2: MemoryPcm(), 3: MemoryPcm()}
+        ports, sim, pty = await run_ports(pcms, call_control, quick)
+        try:
+            sim.silent = True  # a hung controller: nothing answers
+            assert await until(lambda: not ports.link_up, 5.0)
+            ports.offer(1, IncomingCallOffer("2001", "ALICE"))
+            assert refused == [RejectOffer(Cause.TEMPORARY_FAILURE)]
+            assert not sim.phone(1).ringing
+            sim.silent = False  # it comes back: the next HELLO brings the link up
+            assert await until(lambda: ports.link_up, 5.0)
+            ports.offer(1, IncomingCallOffer("2001", "ALICE"))
+            assert await until(lambda: sim.phone(1).ringing)
         finally:
             ports.close()
             pty.close()
