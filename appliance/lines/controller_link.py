@@ -23,6 +23,7 @@ describes state, not history), and ring bursts shorter than the gap.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -34,6 +35,7 @@ from appliance.lines.controller_protocol import (
     MAX_LINE,
     NUMBER_MAX,
     PROTOCOL_VERSION,
+    REPLY_MEMORY,
     Ack,
     Command,
     EventLine,
@@ -82,6 +84,9 @@ class _Input(Enum):
     RESET = "reset"
     RETRY = "retry"
 
+
+# unanswered commands at most: no more than the controller remembers answers for
+WINDOW: Final = REPLY_MEMORY
 
 _TRANSITIONS: Final[dict[tuple[LinkState, _Input], LinkState]] = {
     (LinkState.IDLE, _Input.START): LinkState.CONNECTING,
@@ -205,6 +210,7 @@ class ControllerLink:
         self._view = {c.port: _PortView(c.type) for c in ports}
         self._desired: dict[tuple[int, str], LineIntent] = {}
         self._pending: dict[int, _Pending] = {}
+        self._waiting: deque[tuple[Callable[[int], Command], tuple[int, str]]] = deque()
         self._status: _StatusQuery | None = None
         self._configured: set[int] = set()  # ports whose CONFIG the controller accepted
         self._hello_ok = False
@@ -305,6 +311,13 @@ class ControllerLink:
     def _issue(self, make: Callable[[int], Command], key: tuple[int, str], now: float) -> bytes:
         for seq in [s for s, p in self._pending.items() if p.key == key]:
             del self._pending[seq]  # superseded: its answer, if it comes, is stale
+        self._waiting = deque((m, k) for m, k in self._waiting if k != key)
+        if len(self._pending) >= WINDOW:
+            # The controller remembers its last WINDOW answers: more unanswered
+            # commands and a resent one might be carried out twice (a DIAL dialled
+            # twice). This one goes when an answer makes room.
+            self._waiting.append((make, key))
+            return b""
         self._seq = next_number(self._seq)
         while self._seq in self._pending:
             self._seq = next_number(self._seq)
@@ -359,6 +372,7 @@ class ControllerLink:
         was_down = self.state is LinkState.DOWN
         self._move(why)
         self._pending.clear()
+        self._waiting.clear()
         self._status = None
         self._hello_ok = False
         self._retry_at = now + self.config.retry_interval
@@ -381,7 +395,7 @@ class ControllerLink:
             case EventLine():
                 return self._event(message, now)
             case Ack():
-                return self._answer(message, now)
+                return self._answer(message, now) + self._release(now)
             case StatusLine():
                 if self._status is not None and message.seq == self._status.seq:
                     if len(self._status.lines) < len(self._configs) + 8:
@@ -391,6 +405,14 @@ class ControllerLink:
                 return []
         self.stats.garbage += 1  # a command: controllers do not send them
         return []
+
+    def _release(self, now: float) -> list[LinkOutput]:
+        """Commands that waited for room in the window, now that answers made some."""
+        data = b""
+        while self._waiting and len(self._pending) < WINDOW and self.state is not LinkState.DOWN:
+            make, key = self._waiting.popleft()
+            data += self._issue(make, key, now)
+        return [Send(data)] if data else []
 
     def _answer(self, ack: Ack, now: float) -> list[LinkOutput]:
         pending = self._pending.pop(ack.seq, None)
@@ -463,6 +485,7 @@ class ControllerLink:
         self.stats.resets += 1
         self._move(_Input.RESET)
         self._pending.clear()
+        self._waiting.clear()
         self._configured.clear()
         self._expected = next_number(0)  # RESET is event 0
         for port, view in self._view.items():

@@ -48,6 +48,7 @@ NUMBER_MAX: Final = 65535  # sequence numbers and event counters run 1..65535, t
 CLOCK_MAX: Final = 2**32 - 1  # the controller's millisecond clock is a wrapping uint32
 MAX_CADENCE: Final = 16  # on/off segments in one RING cadence
 MAX_DIAL: Final = 32  # digits in one DIAL command
+REPLY_MEMORY: Final = 8  # answers a controller keeps to repeat on a resend (PROTOCOL.md)
 
 _NUMBER: Final = re.compile(r"[0-9]{1,10}")
 _NAME: Final = re.compile(r"[A-Z][A-Z0-9_]{0,15}")

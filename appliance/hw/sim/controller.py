@@ -39,6 +39,7 @@ from appliance.lines.controller_protocol import (
     CLOCK_MAX,
     MAX_LINE,
     PROTOCOL_VERSION,
+    REPLY_MEMORY,
     Ack,
     Command,
     ProtocolError,
@@ -68,7 +69,6 @@ from appliance.lines.signals import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CADENCE: Final = (2000, 4000)  # ms on, off: what RING ON without cadence= rings
-REPLY_MEMORY: Final = 8  # answers kept to repeat when the host resends a command
 
 
 class Step(Enum):

@@ -17,6 +17,7 @@ from appliance.lines.controller_link import (
     Resynced,
     Send,
 )
+from appliance.lines.controller_protocol import REPLY_MEMORY
 from appliance.lines.signals import (
     ControllerReset,
     DialPulses,
@@ -185,6 +186,19 @@ def test_dials_queue_rather_than_supersede() -> None:
     link.send_intent(DialPulses(2, "12"), 1.0)
     link.send_intent(DialPulses(2, "34"), 1.0)
     assert sent(link.handle_timer(1.5)) == ["5 HOOK 2 OFFHOOK", "6 DIAL 2 12", "7 DIAL 2 34"]
+
+
+def test_no_more_commands_unanswered_than_the_controller_remembers() -> None:
+    """Past REPLY_MEMORY unanswered commands a resent DIAL could be dialled twice:
+    the rest wait, and each answer lets the next one go."""
+    link = up()
+    lines = []
+    for n in range(REPLY_MEMORY + 3):
+        lines.append(link.send_intent(DialPulses(2, str(n)), 1.0).decode().strip())
+    out = [line for line in lines if line]
+    assert len(out) == REPLY_MEMORY and out[0] == "5 DIAL 2 0"
+    assert sent(feed(link, "5 OK\n", 1.1)) == [f"{5 + REPLY_MEMORY} DIAL 2 {REPLY_MEMORY}"]
+    assert sent(link.handle_timer(1.6)) == [f"{6 + n} DIAL 2 {1 + n}" for n in range(REPLY_MEMORY)]
 
 
 def test_a_refused_intent_is_reported() -> None:
