@@ -186,6 +186,8 @@ class _FxsPort(_Port):
             self.loop_closed = False
         else:
             return []
+        if self.feed is FeedMode.OPEN:
+            return []  # no loop current, no hook detection (PROTOCOL.md, FEED)
         return self.decoder.hook(self.loop_closed, self.sim.ms(at))
 
     def apply(self, intent: LineIntent, at: float) -> str | None:
@@ -201,7 +203,10 @@ class _FxsPort(_Port):
             case Ring(_, False, _):
                 self.ringing = False
             case Feed(_, mode):
-                self.feed = mode
+                was_open, self.feed = self.feed is FeedMode.OPEN, mode
+                if was_open and mode is not FeedMode.OPEN:
+                    if self.loop_closed != self.decoder.off_hook:  # changed while masked
+                        self.queue((0.0, Step.OFF_HOOK if self.loop_closed else Step.ON_HOOK))
             case _:
                 return "badtype not an fxs command"
         return None

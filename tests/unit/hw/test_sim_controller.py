@@ -165,6 +165,18 @@ def test_pulse_dialling_flash_and_hang_up() -> None:
     assert not phone.off_hook
 
 
+def test_a_hang_up_while_the_loop_is_open_is_reported_when_the_feed_returns() -> None:
+    sim = configured()
+    phone = sim.phone(1)
+    phone.lift()
+    assert [line.rsplit(" t=", 1)[0] for line in run(sim, 1.0, 2.0)] == ["EVT 1 1 OFFHOOK"]
+    say(sim, "10 FEED 1 OPEN\n", 2.0)  # the disconnect signal
+    phone.hang_up()
+    assert run(sim, 2.0, 4.0) == []  # no loop current: the hook cannot be seen
+    say(sim, "11 FEED 1 NORMAL\n", 4.0)
+    assert [line.rsplit(" t=", 1)[0] for line in run(sim, 4.0, 6.0)] == ["EVT 2 1 ONHOOK"]
+
+
 def test_event_times_are_the_controllers_clock() -> None:
     sim = configured(now=100.0)
     sim.phone(1).lift()
