@@ -84,8 +84,8 @@ class ProgressToneDetector:
 
     def feed(self, frame: Frame) -> list[AudioInput]:
         out: list[AudioInput] = []
-        dial_on = _tone_present(frame, self._dial.frequencies_hz)
-        busy_on = _tone_present(frame, self._busy.frequencies_hz)
+        dial_on = tone_present(frame, self._dial.frequencies_hz)
+        busy_on = tone_present(frame, self._busy.frequencies_hz)
         if dial_on and self._dial.continuous:
             self._on_run += 1
             if self._on_run >= self._dial_frames and not self.reported_dial:
@@ -114,7 +114,7 @@ class ProgressToneDetector:
         return out
 
 
-def _tone_present(frame: Frame, freqs: tuple[int, ...]) -> bool:
+def tone_present(frame: Frame, freqs: tuple[int, ...]) -> bool:
     """Every frequency of the tone clearly above the frame's other energy."""
     x = frame.astype(np.float64)
     total = float(np.dot(x, x)) + 1e-9

@@ -72,6 +72,17 @@ class _Input(Enum):
 
 
 OFF_HOOK_STATES: Final = frozenset({HookState.OFF_HOOK, HookState.BREAK, HookState.MAKE})
+CLOCK_MASK: Final = 2**32 - 1  # a controller's millisecond clock wraps after 49.7 days
+
+
+def elapsed_ms(now: int, then: int) -> int:
+    """Milliseconds from ``then`` to ``now`` on the wrapping 32-bit clock."""
+    return (now - then) & CLOCK_MASK
+
+
+def reached(now: int, deadline: int) -> bool:
+    """``now`` is at or past ``deadline`` (both on the wrapping clock, < 24 days apart)."""
+    return elapsed_ms(now, deadline) < 2**31
 
 
 class HookDecoder:
@@ -109,16 +120,16 @@ class HookDecoder:
         w = self.windows
         match self.state:
             case HookState.LIFTING:
-                return self._since + w.debounce_ms
+                return (self._since + w.debounce_ms) & CLOCK_MASK
             case HookState.BREAK:
-                return self._since + w.flash_max_ms + 1  # a break longer than the flash
+                return (self._since + w.flash_max_ms + 1) & CLOCK_MASK  # longer than a flash
             case HookState.MAKE:
-                return self._since + w.interdigit_ms + 1  # a make longer than inter-digit
+                return (self._since + w.interdigit_ms + 1) & CLOCK_MASK  # ends the digit
         return None
 
     def handle_timer(self, at_ms: int) -> list[LineSignal]:
         out: list[LineSignal] = []
-        while (deadline := self.next_deadline()) is not None and deadline <= at_ms:
+        while (deadline := self.next_deadline()) is not None and reached(at_ms, deadline):
             out += _TABLE[(self.state, _Input.TIMER)](self, deadline)
         return out
 
@@ -143,12 +154,12 @@ class HookDecoder:
     def _break(self, at_ms: int) -> list[LineSignal]:
         out: list[LineSignal] = []
         if self.state is HookState.MAKE:
-            if at_ms - self._since < self.windows.make_min_ms:
+            if elapsed_ms(at_ms, self._since) < self.windows.make_min_ms:
                 # bounce inside one break: the earlier break goes on, uncounted
                 self.pulses -= 1
                 self._go(HookState.BREAK, self._break_start)
                 return out
-            if at_ms - self._since > self.windows.make_max_ms:
+            if elapsed_ms(at_ms, self._since) > self.windows.make_max_ms:
                 out += self._end_digit()  # too long for a make: the next digit begins
         self._before_break, self._before_since = self.state, self._since
         self._go(HookState.BREAK, at_ms)
@@ -156,7 +167,7 @@ class HookDecoder:
 
     def _made(self, at_ms: int) -> list[LineSignal]:
         w = self.windows
-        length = at_ms - self._since
+        length = elapsed_ms(at_ms, self._since)
         if length < w.break_min_ms:  # a glitch: as if it never happened
             self._go(self._before_break, self._before_since)
             return []

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from appliance.dsp.callerid import FskReceiver, FskStandard
 from appliance.dsp.dtmf import dtmf_symbol
 from appliance.dsp.tones import ToneKind, tone_for
+from appliance.hw.port_audio import tone_present
 from appliance.lines.fxs import FxsPort, FxsState
 from appliance.lines.port_actions import (
     AnswerIncoming,
@@ -33,19 +34,10 @@ Scenario = Callable[[SimRig, ScenarioResult], Awaitable[None]]
 
 
 def tone_onset(samples: npt.NDArray[np.int16], freqs: tuple[int, ...]) -> int | None:
-    """Index of the first 20 ms frame in which every frequency of a tone dominates."""
-    n = np.arange(160)
+    """Index of the first 20 ms frame in which the tone is present (the port audio's
+    own detector, the one an FXO port listens with)."""
     for start in range(0, len(samples) - 159, 160):
-        x = samples[start : start + 160].astype(np.float64)
-        total = float(np.dot(x, x))
-        if total < 160 * 100.0**2:
-            continue
-        share = 0.0
-        for f in freqs:
-            c = float(np.dot(x, np.cos(2 * np.pi * f * n / 8000)))
-            s = float(np.dot(x, np.sin(2 * np.pi * f * n / 8000)))
-            share += 2 * (c * c + s * s) / 160
-        if share > 0.8 * total:
+        if tone_present(samples[start : start + 160], freqs):
             return start
     return None
 

@@ -184,3 +184,20 @@ def test_bad_windows(kwargs: dict[str, int], reason: str) -> None:
     with pytest.raises(ValueError) as info:
         PulseWindows(**kwargs)
     assert str(info.value) == reason
+
+
+def test_pulses_are_counted_across_the_clock_wrap() -> None:
+    from appliance.lines.pulse import CLOCK_MASK, HookDecoder, PulseWindows
+    from appliance.lines.signals import PulseDigit
+
+    start = CLOCK_MASK - 150  # the 32-bit millisecond clock wraps mid-digit
+    decoder = HookDecoder(1, PulseWindows(), off_hook=True)
+    out = []
+    t = start
+    for _ in range(3):  # three breaks of 60 ms, makes of 40 ms
+        out += decoder.hook(False, t & CLOCK_MASK)
+        t += 60
+        out += decoder.hook(True, t & CLOCK_MASK)
+        t += 40
+    out += decoder.handle_timer((t + 1000) & CLOCK_MASK)
+    assert out == [PulseDigit(1, "3")]
