@@ -486,6 +486,9 @@ class ControllerLink:
         self._move(_Input.RESET)
         self._pending.clear()
         self._waiting.clear()
+        # What the host wanted before is not re-sent here: the ports hear of the reset
+        # and decide again (an FXO call the reset cut is hung up, not re-seized first).
+        self._desired.clear()
         self._configured.clear()
         self._expected = next_number(0)  # RESET is event 0
         for port, view in self._view.items():
