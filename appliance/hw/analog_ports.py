@@ -5,7 +5,7 @@ Signals from the controller and what the audio side detects go into the port
 machines; what they ask comes back out: line intents to the controller, tones,
 caller ID and DTMF to the port's audio, and call actions (``PlaceCall``,
 ``IncomingCall``...) to call control through ``on_call``. Call control answers with
-``offer(port, input)``. One absolute 20 ms schedule (t0 + n x 20 ms) paces all ports'
+``offer(port, input)``. The media clock (t0 + n x 20 ms, as the RTP engine's) paces all ports'
 audio; each port machine has its one timer on the loop.
 """
 
@@ -59,13 +59,12 @@ from appliance.lines.signals import (
     PortType,
     Ring,
 )
+from appliance.media.clock import MediaClock
 from appliance.pbx.causes import Cause
 
 log = logging.getLogger(__name__)
 
-TICK: Final = 0.020
 REOPEN_INTERVAL: Final = 5.0  # s between attempts to open a serial device that failed
-MAX_CATCH_UP: Final = 3  # ticks run back to back after a stall; beyond, skipped
 
 CallSink = Callable[[int, CallAction], None]
 
@@ -102,11 +101,8 @@ class AnalogPorts:
         link = ControllerLink(port_configs(board), link_config)
         self.serial = SerialLink(link, device, self._deliver, board.controller.baud, loop)
         self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._tick_handle: asyncio.TimerHandle | None = None
-        self._t0 = 0.0
-        self._n = 0
-        self.late_ticks = 0
-        self.skipped_ticks = 0
+        # the same frame grid as the media engine's (catches up at most 3 frames)
+        self.clock = MediaClock(loop, self._on_tick)
         self.link_up = False
         # inputs that arrive while a port's actions are being carried out (call control
         # answering a call action at once) wait their turn: no nesting, no reordering
@@ -120,17 +116,13 @@ class AnalogPorts:
         for pcm in self._pcms.values():
             pcm.open()
         self.serial.open()
-        self._t0 = self._loop.time()
-        self._n = 0
-        self._tick_handle = self._loop.call_at(self._t0 + TICK, self._tick)
+        self.clock.start()
 
     def close(self) -> None:
         if self._reopen is not None:
             self._reopen.cancel()
             self._reopen = None
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
-            self._tick_handle = None
+        self.clock.stop()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -252,25 +244,8 @@ class AnalogPorts:
 
     # -- audio, every 20 ms --------------------------------------------------------
 
-    def _tick(self) -> None:
-        try:
-            self._run_due()
-        finally:  # whatever a port did, the others keep their audio
-            self._tick_handle = self._loop.call_at(self._t0 + (self._n + 1) * TICK, self._tick)
-
-    def _run_due(self) -> None:
-        now = self._loop.time()
-        due = int((now - self._t0) / TICK)
-        behind = due - self._n
-        if behind > MAX_CATCH_UP:  # a stall: skip ahead instead of a burst of frames
-            self.skipped_ticks += behind - MAX_CATCH_UP
-            self._n = due - MAX_CATCH_UP
-        runs = max(1, min(behind, MAX_CATCH_UP))
-        if behind > 1:
-            self.late_ticks += 1
-        for _ in range(runs):
-            self._n += 1
-            self._frame(self._t0 + self._n * TICK)
+    def _on_tick(self, tick: int, t: float) -> None:
+        self._frame(t)
 
     def _frame(self, t: float) -> None:
         for number, audio in self.audio.items():
