@@ -64,31 +64,18 @@ from appliance.lines.port_actions import (
     TimerFired,
 )
 from appliance.lines.signals import (
+    PORT_SIGNALS,
     ControllerReset,
     DialPulses,
-    Flash,
     Hook,
     LoopCurrentDrop,
-    OffHook,
-    OnHook,
     PolarityReversal,
-    PulseDigit,
     RingStart,
     RingStop,
 )
 from appliance.pbx.causes import Cause
 from appliance.pbx.dialplan import MAX_NUMBER_LENGTH
 
-_PORT_SIGNALS: Final = (
-    OffHook,
-    OnHook,
-    Flash,
-    PulseDigit,
-    RingStart,
-    RingStop,
-    PolarityReversal,
-    LoopCurrentDrop,
-)
 DTMF_DIAL_CHARS: Final = frozenset("0123456789*#ABCD")
 PULSE_DIAL_CHARS: Final = frozenset("0123456789")
 
@@ -190,7 +177,7 @@ class FxoPort:
         return self.handle(TimerFired(), now)
 
     def handle(self, event: PortInput, now: float) -> list[PortAction]:
-        if isinstance(event, _PORT_SIGNALS) and event.port != self.port:
+        if isinstance(event, PORT_SIGNALS) and event.port != self.port:
             return []
         if isinstance(event, TimerFired) and (self._deadline is None or now < self._deadline):
             return []  # stale: the timer was replaced or cancelled meanwhile

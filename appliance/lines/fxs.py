@@ -86,31 +86,17 @@ from appliance.lines.port_actions import (
     TimerFired,
 )
 from appliance.lines.signals import (
+    PORT_SIGNALS,
     ControllerReset,
     Feed,
     FeedMode,
     Flash,
-    LoopCurrentDrop,
     OffHook,
     OnHook,
-    PolarityReversal,
     PulseDigit,
     Ring,
-    RingStart,
-    RingStop,
 )
 from appliance.pbx.causes import Cause
-
-_PORT_SIGNALS: Final = (
-    OffHook,
-    OnHook,
-    Flash,
-    PulseDigit,
-    RingStart,
-    RingStop,
-    PolarityReversal,
-    LoopCurrentDrop,
-)
 
 
 class FxsState(Enum):
@@ -254,7 +240,7 @@ class FxsPort:
         return self.handle(TimerFired(), now)
 
     def handle(self, event: PortInput, now: float) -> list[PortAction]:
-        if isinstance(event, _PORT_SIGNALS) and event.port != self.port:
+        if isinstance(event, PORT_SIGNALS) and event.port != self.port:
             return []
         if isinstance(event, TimerFired):
             deadline = self.next_deadline()

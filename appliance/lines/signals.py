@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Final
 
 
 class PortType(Enum):
@@ -83,6 +84,18 @@ class LoopCurrentDrop:
 class ControllerReset:
     """The controller restarted: every port is idle and its configuration is gone."""
 
+
+# the signals about one port (all but ControllerReset), for a port to check it is its own
+PORT_SIGNALS: Final = (
+    OffHook,
+    OnHook,
+    Flash,
+    PulseDigit,
+    RingStart,
+    RingStop,
+    PolarityReversal,
+    LoopCurrentDrop,
+)
 
 LineSignal = (
     OffHook

@@ -22,6 +22,7 @@ Not modelled: the waveforms themselves, line current limits, the time a DIAL tak
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class _Script:
         return step
 
 
-class _Port:
+class _Port(ABC):
     """What the controller keeps for one port, FXS or FXO."""
 
     type: PortType
@@ -128,24 +129,24 @@ class _Port:
             return self.step(self.script.pop(step_at), step_at)
         return self.timer(at)
 
-    def timer_at(self) -> float | None:
-        raise NotImplementedError
+    @abstractmethod
+    def timer_at(self) -> float | None: ...
 
-    def timer(self, at: float) -> list[LineSignal]:
-        raise NotImplementedError
+    @abstractmethod
+    def timer(self, at: float) -> list[LineSignal]: ...
 
-    def step(self, step: Step, at: float) -> list[LineSignal]:
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, step: Step, at: float) -> list[LineSignal]: ...
 
+    @abstractmethod
     def apply(self, intent: LineIntent, at: float) -> str | None:
         """Carry out an intent; an ERR reason if it cannot be."""
-        raise NotImplementedError
 
-    def status(self) -> PortStatus:
-        raise NotImplementedError
+    @abstractmethod
+    def status(self) -> PortStatus: ...
 
-    def restart(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def restart(self) -> None: ...
 
 
 class _FxsPort(_Port):
