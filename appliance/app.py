@@ -16,16 +16,20 @@ import resource
 import secrets
 import signal
 import time
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
 import peewee
 import uvloop
 
+from appliance.analog_service import AnalogService, PortRole
 from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import Config
 from appliance.hw.board_loader import load_board
-from appliance.hw.board_spec import BoardError, check_devices
+from appliance.hw.board_spec import BoardError, BoardSpec, check_devices
+from appliance.lines.digit_collector import dialplan_completion
+from appliance.lines.signals import PortType
 from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
 from appliance.media.prompts import MusicOnHold, PromptLibrary
@@ -40,6 +44,7 @@ from appliance.pbx.mwi_notifier import MwiNotifier
 from appliance.pbx.registrar import Registrar, RegistrarConfig, Remove, Upsert
 from appliance.pbx.sip_front import Locked, Persist, SipFront
 from appliance.sip.digest import NonceBook
+from appliance.sip.digest_hash import ALGORITHMS, ha1
 from appliance.sip.transaction import TimerConfig, TransactionLayer
 from appliance.sip.transport import Peer
 from appliance.store import lockouts as lockout_store
@@ -63,15 +68,34 @@ STORE_HANDOVER: Final = 0.2
 GC_THRESHOLDS: Final = (10_000, 10, 20)
 APP_DRAIN: Final = 10.0  # s: at stop, for messages being recorded to reach the store
 NONCE_SECRET_KEY: Final = "auth.nonce_secret"
+# The analog gateway's FXO lines call in as this account; its password is made afresh
+# at every start and never leaves the process. Not a dialable number, so no extension
+# can clash with it.
+TRUNK_ACCOUNT: Final = "analog-trunk"
 REVISION_KEY: Final = "revision.directory"
 
 
 class Appliance:
     """Everything `yakyak serve` runs, built from one Config (no globals)."""
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: Config, loop: asyncio.AbstractEventLoop, board: BoardSpec | None = None
+    ) -> None:
         self.config = config
         self.loop = loop
+        self.board = board
+        self.analog: AnalogService | None = None
+        self._trunk: Account | None = None
+        if board is not None and board.ports and config.board.analog:
+            trunk_password = secrets.token_hex(16)
+            self._trunk = Account(
+                TRUNK_ACCOUNT,
+                {
+                    alg: ha1(alg, TRUNK_ACCOUNT, config.general.domain, trunk_password)
+                    for alg in ALGORITHMS
+                },
+                asserts_caller=True,
+            )
         self.notifier = Notifier()
         self.db: peewee.SqliteDatabase = open_database(config.database_path)
         self.directory = Directory(self.db, config.general.domain)
@@ -192,7 +216,44 @@ class Appliance:
         for address in self.config.sip.listen:
             await self.sip.listen(address.transport, address.host, address.port)
         self._tasks.append(self.loop.create_task(self._housekeeping()))
+        if self._trunk is not None:
+            await self._start_analog()
         return [str(listener) for listener in self.sip.listeners]
+
+    async def _start_analog(self) -> None:
+        """The board's ports as user agents of our own SIP service, over loopback."""
+        board = self.board
+        assert board is not None and self._trunk is not None
+        udp = next((lis for lis in self.sip.listeners if lis.transport == "udp"), None)
+        if udp is None:
+            log.error("analog ports not started: they need a UDP SIP listener")
+            return
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(udp.host, udp.host)
+        roles: dict[int, PortRole] = {}
+        wanted = self.config.board
+        for spec in board.ports:
+            if spec.type is PortType.FXS and spec.number in wanted.fxs_extensions:
+                number = wanted.fxs_extensions[spec.number]
+                roles[spec.number] = PortRole(spec.number, number, _LiveHa1(self.auth, number))
+            elif spec.type is PortType.FXO and spec.number in wanted.fxo_inbound:
+                roles[spec.number] = PortRole(
+                    spec.number,
+                    TRUNK_ACCOUNT,
+                    self._trunk.ha1,
+                    inbound=wanted.fxo_inbound[spec.number],
+                )
+        vm = self.config.voicemail
+        dialable = _Dialable(self.auth, (vm.own_code, vm.any_code))
+        completion = dialplan_completion(Dialplan(self.config.dialplan.routes), dialable)
+        rng = random.Random(secrets.randbits(64))
+        run_dir = self.config.data_dir / "run" / "board"
+        self.analog = AnalogService(self.loop, board, run_dir, completion, rng)
+        await self.analog.start(Peer("udp", host, udp.port), roles)
+        self.calls.analog_gateway = self.analog.address
+        log.info(
+            "analog ports: %s",
+            ", ".join(f"{n} {state}" for n, state in self.analog.status().items()),
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -200,6 +261,8 @@ class Appliance:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # Calls in progress are hung up (BYE/CANCEL to both phones, a CDR each) while
         # the sockets are still open; one loop turn lets the datagrams leave.
+        if self.analog is not None:
+            self.analog.close()
         self.sip.hang_up_all()
         await asyncio.sleep(0)
         # Messages being recorded when the calls were hung up are written and kept
@@ -323,10 +386,13 @@ class Appliance:
         return get_setting(self.db, REVISION_KEY, 0)
 
     def _load_accounts(self) -> dict[str, Account]:
-        return {
+        accounts = {
             number: Account(c.number, c.ha1, c.algorithms, c.enabled)
             for number, c in self.directory.load_credentials().items()
         }
+        if self._trunk is not None:
+            accounts[TRUNK_ACCOUNT] = self._trunk
+        return accounts
 
     def _load_lockouts(self) -> list[Lockout]:
         now_wall = time.time()
@@ -343,6 +409,49 @@ class Appliance:
         secret = secrets.token_bytes(32)
         set_setting(self.db, NONCE_SECRET_KEY, secret.hex())
         return secret
+
+
+class _LiveHa1(Mapping[str, str]):
+    """An extension's HA1s as the authenticator holds them now: a password changed in
+    the store reaches the analog port that registers as that extension."""
+
+    def __init__(self, auth: Authenticator, number: str) -> None:
+        self._auth = auth
+        self._number = number
+
+    def _current(self) -> Mapping[str, str]:
+        account = self._auth.accounts.get(self._number)
+        return account.ha1 if account is not None else {}
+
+    def __getitem__(self, algorithm: str) -> str:
+        return self._current()[algorithm]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+class _Dialable(Collection[str]):
+    """What an analog phone may dial besides the dialplan's patterns: the extensions
+    as they are now, and the feature codes."""
+
+    def __init__(self, auth: Authenticator, codes: tuple[str, ...]) -> None:
+        self._auth = auth
+        self._codes = codes
+
+    def _numbers(self) -> list[str]:
+        return [n for n in self._auth.accounts if n != TRUNK_ACCOUNT] + list(self._codes)
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._codes or (number != TRUNK_ACCOUNT and number in self._auth.accounts)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._numbers())
+
+    def __len__(self) -> int:
+        return len(self._numbers())
 
 
 def _smtp(config: Config) -> SmtpConfig | None:
@@ -419,7 +528,22 @@ async def _run(config: Config, started: float) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    appliance = Appliance(config, loop)
+    wanted = config.board
+    for number in (*wanted.fxs_extensions, *wanted.fxo_inbound):
+        kind = PortType.FXS if number in wanted.fxs_extensions else PortType.FXO
+        port = next((p for p in board.ports if p.number == number), None)
+        if port is None or port.type is not kind:
+            key = "fxs_extensions" if kind is PortType.FXS else "fxo_inbound"
+            log.error(
+                "%s: board.%s: board %r has no %s port %d",
+                config.path,
+                key,
+                board.name,
+                kind.value.upper(),
+                number,
+            )
+            return 1
+    appliance = Appliance(config, loop, board)
     try:
         listeners = await appliance.start()
     except OSError as exc:
@@ -436,7 +560,8 @@ async def _run(config: Config, started: float) -> int:
     # 600 calls/s clean at less CPU (tests/bench/README.md).
     gc.set_threshold(*GC_THRESHOLDS)
     summary = (
-        f"SIP on {', '.join(listeners)}; {len(appliance.auth.accounts)} extensions, "
+        f"SIP on {', '.join(listeners)}; "
+        f"{len(set(appliance.auth.accounts) - {TRUNK_ACCOUNT})} extensions, "
         f"{len(appliance.registrar)} registrations restored"
     )
     log.info("ready in %.2f s (pid %d): %s", time.monotonic() - started, os.getpid(), summary)

@@ -50,6 +50,13 @@ DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 DEMO_ATTENDANT: Final = "500"  # dial 500 for the demo auto-attendant
+# The sim board's analog ports in the demo: two phones on FXS 1-2, a line on FXO 3
+# whose calls go to the attendant.
+DEMO_ANALOG: Final[tuple[tuple[int, str, str], ...]] = (
+    (1, "201", "Analog 1"),
+    (2, "202", "Analog 2"),
+)
+DEMO_FXO: Final = {3: DEMO_ATTENDANT}
 DEMO_IVR: Final[dict[str, object]] = {
     "menus": {
         "main": {
@@ -398,7 +405,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     data.mkdir(parents=True, exist_ok=True)
     if not (data / CONFIG_FILE).exists():
-        write_default(data, GeneralConfig().domain, attendant=(DEMO_ATTENDANT, "main"))
+        fxs = {port: number for port, number, _ in DEMO_ANALOG}
+        write_default(
+            data,
+            GeneralConfig().domain,
+            attendant=(DEMO_ATTENDANT, "main"),
+            analog=(fxs, DEMO_FXO),
+        )
     config = Config.load(data)
     admin_password = secrets.token_urlsafe(12)
     db = _create_database(config, admin_password)
@@ -410,6 +423,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for number, name in DEMO_EXTENSIONS:
             directory.add(number, passwords[number], name)
             voicemail.create_mailbox(number, pins[number])
+        for _, number, name in DEMO_ANALOG:
+            # the analog ports authenticate with the stored hash: nobody needs this one
+            directory.add(number, secrets.token_urlsafe(12), name)
+            voicemail.create_mailbox(
+                number, pins.setdefault(number, f"{secrets.randbelow(10**6):06d}")
+            )
         save_ivr(db, DEMO_IVR)
     finally:
         db.close()
@@ -426,7 +445,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for number, name in DEMO_EXTENSIONS
         ),
         "",
+        *(
+            f"extension {number}  analog phone on FXS port {port}  voicemail PIN {pins[number]}"
+            for port, number, _ in DEMO_ANALOG
+        ),
+        "",
         f"auto-attendant: dial {DEMO_ATTENDANT}; voicemail: *97 (own), *98 (any)",
+        "a call in on the FXO line (port 3) reaches the attendant",
         "",
         f"web admin: {ADMIN_USERNAME} / {admin_password} (change at first login)",
         "",

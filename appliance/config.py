@@ -28,6 +28,7 @@ LOG_LEVELS: Final[tuple[str, ...]] = ("debug", "info", "warning", "error")
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _BOARD = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_DIALABLE: Final = frozenset("0123456789*#+")
 
 
 class ConfigError(ValueError):
@@ -211,6 +212,9 @@ class VoicemailConfig:
 @dataclass(frozen=True, slots=True)
 class BoardConfig:
     name: str = "sim"
+    analog: bool = True  # run the board's analog ports (FXS phones, FXO lines)
+    fxs_extensions: Mapping[int, str] = field(default_factory=dict)  # port -> extension
+    fxo_inbound: Mapping[int, str] = field(default_factory=dict)  # port -> number it calls
 
 
 # -- value checkers: raw TOML value -> typed value, or _Bad(reason) -------------
@@ -340,6 +344,20 @@ def _routes(value: object) -> tuple[Route, ...]:
         raise _Bad(str(exc)) from None
 
 
+def _port_numbers(value: object) -> dict[int, str]:
+    """``{ "1" = "201", "2" = "202" }``: port number -> a dialable number."""
+    if not isinstance(value, dict):
+        raise _Bad(f'must be a table like {{ "1" = "201" }}, got {_show(value)}')
+    out: dict[int, str] = {}
+    for key, number in value.items():
+        if not str(key).isdigit() or not 1 <= int(key) <= 64:
+            raise _Bad(f"{key!r}: must be a port number 1-64")
+        if not isinstance(number, str) or not number or set(number) - _DIALABLE:
+            raise _Bad(f"{key!r}: must be a number to dial (0-9 * # +), got {_show(number)}")
+        out[int(key)] = number
+    return out
+
+
 def _board(value: object) -> str:
     text = _string(value)
     if not _BOARD.fullmatch(text):
@@ -404,7 +422,15 @@ _SECTIONS: Final[dict[str, tuple[type[Any], dict[str, Callable[[object], object]
             "smtp_sender": _text(256),
         },
     ),
-    "board": (BoardConfig, {"name": _board}),
+    "board": (
+        BoardConfig,
+        {
+            "name": _board,
+            "analog": _boolean,
+            "fxs_extensions": _port_numbers,
+            "fxo_inbound": _port_numbers,
+        },
+    ),
 }
 
 
@@ -515,7 +541,9 @@ class Config:
                 config = dataclasses.replace(config, http=HttpConfig(HostPort.parse(http)))
             flag = "--board"
             if board is not None:
-                config = dataclasses.replace(config, board=BoardConfig(_board(board)))
+                config = dataclasses.replace(
+                    config, board=dataclasses.replace(config.board, name=_board(board))
+                )
             flag = "--rtp-ports"
             if rtp_ports is not None:
                 config = dataclasses.replace(config, media=MediaConfig(PortRange.parse(rtp_ports)))
@@ -532,7 +560,11 @@ def check_domain(domain: str) -> str:
         raise ConfigError(f"--domain: {exc}") from None
 
 
-def render_default(domain: str, attendant: tuple[str, str] | None = None) -> str:
+def render_default(
+    domain: str,
+    attendant: tuple[str, str] | None = None,
+    analog: tuple[Mapping[int, str], Mapping[int, str]] | None = None,
+) -> str:
     """The yakyak.toml `yakyak init` writes: the domain set, every other key commented
     out at its default (tomllib reads TOML but the standard library cannot write it)."""
     default = Config(Path("."))
@@ -552,6 +584,10 @@ def render_default(domain: str, attendant: tuple[str, str] | None = None) -> str
             f'routes = [{{ name = "attendant", pattern = "{number}",'
             f' target = {{ type = "ivr", menu = "{menu}" }} }}]'
         )
+    ports = '# fxs_extensions = { "1" = "201", "2" = "202" }\n# fxo_inbound = { "3" = "500" }'
+    if analog is not None:
+        fxs, fxo = analog
+        ports = f"fxs_extensions = {_inline(fxs)}\nfxo_inbound = {_inline(fxo)}"
     return f"""\
 # YakYak configuration. Lines starting with # show the default value; remove the #
 # and change the value to override it. Restart the service after editing.
@@ -629,10 +665,23 @@ domain = "{check_domain(domain)}"
 
 [board]
 # name = "{default.board.name}"
+# analog = true  # run the board's analog ports
+# The extension each FXS port is (it registers like a phone), and the number a ringing
+# FXO line calls (an extension, or the auto-attendant's number):
+{ports}
 """
 
 
-def write_default(data_dir: Path, domain: str, attendant: tuple[str, str] | None = None) -> Path:
+def _inline(ports: Mapping[int, str]) -> str:
+    return "{ " + ", ".join(f'"{port}" = "{number}"' for port, number in ports.items()) + " }"
+
+
+def write_default(
+    data_dir: Path,
+    domain: str,
+    attendant: tuple[str, str] | None = None,
+    analog: tuple[Mapping[int, str], Mapping[int, str]] | None = None,
+) -> Path:
     """Write a fresh yakyak.toml (replacing any) and return its path.
 
     Written to a temporary name, fsync'd and renamed, so a power cut leaves either
@@ -641,7 +690,7 @@ def write_default(data_dir: Path, domain: str, attendant: tuple[str, str] | None
     path = data_dir / CONFIG_FILE
     temporary = path.with_suffix(".toml.tmp")
     with temporary.open("w", encoding="utf-8") as f:
-        f.write(render_default(domain, attendant))
+        f.write(render_default(domain, attendant, analog))
         f.flush()
         os.fsync(f.fileno())
     temporary.replace(path)

@@ -15,11 +15,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 from appliance.hw.board_spec import BoardSpec, CallerIdMode
 from appliance.hw.pcm import Pcm
-from appliance.hw.port_audio import SILENCE, CidMode, PortAudio
+from appliance.hw.port_audio import SILENCE, CidMode, Frame, PortAudio
 from appliance.hw.serial_link import SerialLink, port_configs
 from appliance.lines.controller_link import (
     ControllerLink,
@@ -69,6 +69,16 @@ REOPEN_INTERVAL: Final = 5.0  # s between attempts to open a serial device that 
 CallSink = Callable[[int, CallAction], None]
 
 
+class CallAudio(Protocol):
+    """A port's call media (``port_stream`` behind an RTP socket)."""
+
+    def capture(self, frame: Frame) -> None:
+        """What the port's phone or line said in the last 20 ms."""
+
+    def playout(self) -> Frame | None:
+        """What the call says for the next 20 ms; None without call audio."""
+
+
 class AnalogPorts:
     def __init__(
         self,
@@ -109,6 +119,12 @@ class AnalogPorts:
         self._inputs: list[tuple[int, PortInput]] = []
         self._busy = False
         self._reopen: asyncio.TimerHandle | None = None
+        self.call_audio: dict[int, CallAudio] = {}  # set by call control, per port
+
+    def connect_calls(self, on_call: CallSink, audio: Mapping[int, CallAudio]) -> None:
+        """Hand the ports' call actions and call audio to call control."""
+        self._on_call = on_call
+        self.call_audio = dict(audio)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -253,6 +269,13 @@ class AnalogPorts:
                 pcm = self._pcms.get(number)
                 captured = pcm.read_frame() if pcm is not None else None
                 out, heard = audio.tick(captured, t)
+                call = self.call_audio.get(number)
+                if call is not None and audio.connected:
+                    if captured is not None:
+                        call.capture(captured)
+                    from_call = call.playout()
+                    if out is None:  # a tone or caller ID of ours goes first
+                        out = from_call
                 for event in heard.inputs:
                     self._feed(number, event)
                 if pcm is not None:

@@ -535,3 +535,16 @@ def install_alsa_config(text: str, run_dir: Path, base: Path = DEFAULT_ALSA_CONF
     path = run_dir / "asound.conf"
     path.write_text(text, encoding="utf-8")
     return f"{base}:{path}"
+
+
+def sim_audio_files(spec: BoardSpec, run_dir: Path) -> list[tuple[Path, bool]]:
+    """The files a board's ALSA `file` PCMs play into (OUT=) and capture from (IN=), as
+    (path, is_capture), for devices that name them under ``{run_dir}`` (the sim board)."""
+    found: list[tuple[Path, bool]] = []
+    for card in spec.cards():
+        device = card.device.replace(RUN_DIR_FIELD, str(run_dir))
+        for key, capture in (("OUT=", False), ("IN=", True)):
+            if key in device:
+                value = device.split(key, 1)[1].split(",", 1)[0].strip("'\"")
+                found.append((Path(value), capture))
+    return found

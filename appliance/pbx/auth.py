@@ -38,6 +38,9 @@ class Account:
     ha1: Mapping[str, str]  # algorithm -> hex HA1 for our realm
     algorithms: tuple[str, ...] | None = None  # per-extension challenge order
     enabled: bool = True
+    # A trunk of ours (the analog gateway's FXO lines): its calls come from whoever its
+    # From names, the caller ID the line delivered, not from the account itself.
+    asserts_caller: bool = False
 
 
 class Outcome(Enum):

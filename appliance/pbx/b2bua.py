@@ -76,6 +76,7 @@ from appliance.pbx.call_events import (
 from appliance.pbx.call_media import SDP_TYPE, local_media, media_offer, sdp_of, stream_params
 from appliance.pbx.causes import Cause, cause_for, parse_reason, reason_header, status_for
 from appliance.pbx.dialplan import (
+    AnalogTarget,
     Dialplan,
     ExtensionTarget,
     IvrTarget,
@@ -193,6 +194,7 @@ class B2bua:
         dialplan: Dialplan | None = None,
         wall_clock: Callable[[float], float] | None = None,
         apps: CallApps | None = None,
+        analog_gateway: tuple[str, int] | None = None,
     ) -> None:
         self.layer = layer
         self.registrar = registrar
@@ -205,6 +207,9 @@ class B2bua:
         self.dialplan = dialplan or Dialplan(())
         self._wall = wall_clock or (lambda now: now)
         self.apps = apps
+        # Where the analog ports' user agent listens (``appliance.lines.gateway``): a
+        # route of type ``analog`` rings its port there; None: no analog ports run.
+        self.analog_gateway = analog_gateway
         # Calls hung up while their application still had a message to save: the
         # application lives on until the store has it (``app_event``).
         self._detached: dict[int, Call] = {}
@@ -528,7 +533,8 @@ class B2bua:
         elif callee == self.config.voicemail_any:
             app_target = StartMailboxAccess(None)
         else:
-            target = self.dialplan.route(callee, self._extensions()).target
+            decision = self.dialplan.route(callee, self._extensions())
+            target = decision.target
             if isinstance(target, RejectTarget):
                 out.extend(self._fail_early(key, request, target.cause))
                 return
@@ -536,6 +542,12 @@ class B2bua:
                 app_target = StartVoicemail(target.mailbox)
             elif isinstance(target, IvrTarget):
                 app_target = StartMenu(target.menu)
+            elif isinstance(target, AnalogTarget):
+                line = self._analog_binding(target.port, decision.destination)
+                if line is None:
+                    out.extend(self._fail_early(key, request, Cause.NO_CIRCUIT_AVAILABLE))
+                    return
+                bindings = [line]
             elif not isinstance(target, ExtensionTarget):
                 out.extend(self._fail_early(key, request, Cause.SERVICE_NOT_IMPLEMENTED))
                 return
@@ -636,6 +648,24 @@ class B2bua:
             self._send_fork(call, binding, display, now, out)
         log.debug("call %d: %s -> %s, ringing %d contact(s)", number, caller, callee, len(bindings))
         self._schedule(call)
+
+    def _analog_binding(self, port: int, number: str) -> Binding | None:
+        """A binding that reaches analog port ``port`` through the gateway, the number
+        to dial (an FXO line) in its user part."""
+        gateway = self.analog_gateway
+        if gateway is None:
+            return None
+        host, udp_port = gateway
+        shown = f"[{host}]" if ":" in host else host
+        return Binding(
+            aor=f"line{port}",
+            contact=f"sip:{number}@{shown}:{udp_port};line={port}",
+            expires_at=float("inf"),
+            call_id="",
+            cseq=0,
+            source_host=host,
+            source_port=udp_port,
+        )
 
     def _send_fork(
         self, call: Call, binding: Binding, display: str | None, now: float, out: list[B2buaAction]

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # caller that allows it are reliable (RFC 3262).
 SUPPORTED: Final = frozenset({"path", "timer", "100rel"})
 NOT_SERVED: Final = 501  # Not Implemented, after authentication
+CALLER_CHARS: Final = frozenset("0123456789*#+")  # what a trunk may assert as caller ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +409,7 @@ class SipFront:
             return self._challenge(request, who, now), [Locked(lock) for lock in locks]
         self.guard.success(address, creds.username, now)
         if request.method == "INVITE" and self.calls is not None:
-            raise _HandOff(creds.username)
+            raise _HandOff(self._caller(request, creds.username))
         if request.method == "SUBSCRIBE" and self.mwi is not None:
             raise _Subscribe(creds.username)
         if request.method != "REGISTER":
@@ -426,6 +427,17 @@ class SipFront:
                     sent = mwi.unsolicited(creds.username, change.binding, now, only_waiting=True)
                     extra.extend(self._dispatch(sent, now))
         return response, extra
+
+    def _caller(self, request: Request, username: str) -> str:
+        """Who an authenticated INVITE is from: the account, or for a trunk the number
+        its From asserts ("anonymous" when the line withheld it or it is not a number)."""
+        account = self.auth.accounts.get(username)
+        if account is None or not account.asserts_caller:
+            return username
+        number = request.from_addr().uri.user or ""
+        if not number or len(number) > 32 or set(number) - CALLER_CHARS:
+            return "anonymous"
+        return number
 
     def _refusal(self, request: Request, verdict: Verdict) -> Response:
         if verdict is Verdict.DROP:

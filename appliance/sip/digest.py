@@ -1,8 +1,8 @@
 """HTTP Digest for SIP (RFC 3261 §22, RFC 7616, RFC 8760): credentials, challenges, nonces.
 
-The server side only: parse an Authorization header, build WWW-Authenticate
-challenges, check a response against a stored HA1, and mint nonces that cannot be
-forged (HMAC) and whose nonce-count cannot be replayed.
+The server side: parse an Authorization header, build WWW-Authenticate challenges,
+check a response against a stored HA1, and mint nonces that cannot be forged (HMAC)
+and whose nonce-count cannot be replayed. ``digest_client`` answers challenges.
 """
 
 from __future__ import annotations
@@ -47,23 +47,7 @@ class Credentials:
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        scheme, _, rest = text.strip().partition(" ")
-        if scheme.lower() != "digest":
-            raise ParseError(f"unsupported auth scheme {scheme[:20]!r}")
-        fields: dict[str, str] = {}
-        rest = rest.rstrip(" \t,")
-        pos = 0
-        end = len(rest)
-        while pos < end:
-            match = _PARAM.match(rest, pos)
-            if match is None:
-                raise ParseError(f"bad digest parameter near {rest[pos : pos + 40]!r}")
-            name, quoted, token = match.group(1, 2, 3)
-            if quoted is not None:
-                fields[name.lower()] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
-            else:
-                fields[name.lower()] = token
-            pos = match.end()
+        fields = digest_params(text)
         try:
             username = fields["username"]
             return cls(
@@ -80,6 +64,28 @@ class Credentials:
             )
         except KeyError as missing:
             raise ParseError(f"digest credentials lack {missing.args[0]}") from None
+
+
+def digest_params(text: str) -> dict[str, str]:
+    """The auth-params of a ``Digest ...`` header value, names lower-cased, quotes undone."""
+    scheme, _, rest = text.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise ParseError(f"unsupported auth scheme {scheme[:20]!r}")
+    fields: dict[str, str] = {}
+    rest = rest.rstrip(" \t,")
+    pos = 0
+    end = len(rest)
+    while pos < end:
+        match = _PARAM.match(rest, pos)
+        if match is None:
+            raise ParseError(f"bad digest parameter near {rest[pos : pos + 40]!r}")
+        name, quoted, token = match.group(1, 2, 3)
+        if quoted is not None:
+            fields[name.lower()] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        else:
+            fields[name.lower()] = token
+        pos = match.end()
+    return fields
 
 
 def expected_response(creds: Credentials, ha1: str, method: str) -> str:

@@ -47,11 +47,25 @@ def test_every_commented_default_is_valid_when_uncommented(tmp_path: Path) -> No
         for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
-    assert sum(len(table) for table in document.values()) == 37  # every key, shown once
+    assert sum(len(table) for table in document.values()) == 40  # every key, shown once
     config = Config.from_document(document, tmp_path, "x")
-    # Every value shown is the default, except the dialplan: its routes are an example.
-    assert dataclasses.replace(config, dialplan=Config(tmp_path).dialplan) == Config(tmp_path)
+    # Every value shown is the default, except the dialplan's routes and the analog
+    # ports' roles: those are examples.
+    default = Config(tmp_path)
+    assert dataclasses.replace(config, dialplan=default.dialplan, board=default.board) == default
     assert [r.name for r in config.dialplan.routes] == ["reception", "no-outside"]
+    assert dict(config.board.fxs_extensions) == {1: "201", 2: "202"}
+    assert dict(config.board.fxo_inbound) == {3: "500"}
+    assert (config.board.name, config.board.analog) == ("sim", True)
+
+
+def test_analog_port_roles_are_checked(tmp_path: Path) -> None:
+    _write(tmp_path, '[board]\nfxs_extensions = { "one" = "201" }\n')
+    with pytest.raises(ConfigError, match=r"board.fxs_extensions: 'one': must be a port number"):
+        Config.load(tmp_path)
+    _write(tmp_path, '[board]\nfxo_inbound = { "3" = "5a0" }\n')
+    with pytest.raises(ConfigError, match=r"board.fxo_inbound: '3': must be a number to dial"):
+        Config.load(tmp_path)
 
 
 def test_values_are_read(tmp_path: Path) -> None:
