@@ -191,6 +191,8 @@ class AnalogGateway:
             return []
         out: list[GatewayAction] = []
         self._layer_actions(self.layer.receive(message, peer, now), now, out)
+        for port in self.lines:
+            self._aim(port, out)
         return out
 
     def port_action(self, port: int, action: CallAction, now: float) -> list[GatewayAction]:
@@ -229,6 +231,8 @@ class AnalogGateway:
                             )
                         elif isinstance(action, AckTimedOut):
                             self._remote_gone(call, now, out, bye=True)
+        for port in self.lines:
+            self._aim(port, out)
         return out
 
     def stop(self, now: float) -> list[GatewayAction]:
@@ -286,8 +290,6 @@ class AnalogGateway:
             out.extend(self._reply(key, request, 200, now, [("Allow", ALLOW)]))
         else:
             out.extend(self._reply(key, request, 405, now, [("Allow", ALLOW)]))
-        for port in self.lines:
-            self._aim(port, out)
 
     def _port_of(self, uri: Uri) -> LineAccount | None:
         line = uri.param(LINE_PARAM)

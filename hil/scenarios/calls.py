@@ -1,0 +1,203 @@
+"""Scenarios with calls through the whole appliance (``ApplianceRig``): analog phones and
+line against a real SIP desk phone (baresip, extension 101) and the auto-attendant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.dsp.callerid import FskReceiver, FskStandard
+from appliance.dsp.dtmf import dtmf_symbol
+from appliance.dsp.tones import ToneKind
+from appliance.lines.fxo import FxoPort, FxoState
+from appliance.lines.fxs import FxsState
+from appliance.lines.signals import FeedMode
+from hil.appliance_rig import FAR_TONE_HZ, ApplianceRig
+from hil.report import ScenarioResult
+from hil.rig import RATE
+from hil.scenarios.analog import heard_tone, port_state
+
+FXS, FXO = 1, 3
+NEAR_TONE_HZ: Final = 1000.0  # what the analog phone "says" once its call is up
+KEYS_AT: Final = 1.0  # s into the run: the analog phone keys 101
+TALK_FROM: Final = 3.0  # s into the run: the analog phone talks from here to the end
+
+CallScenario = Callable[[ApplianceRig, ScenarioResult], Awaitable[None]]
+
+
+def tone_share(samples: npt.NDArray[np.int16], hz: float) -> float:
+    """The share of the signal's energy within 30 Hz of ``hz`` (0 for silence)."""
+    if len(samples) < 800:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / RATE)
+    total = float(spectrum.sum())
+    if total < 1e3 * len(samples):  # below about -60 dBFS: nothing there
+        return 0.0
+    return float(spectrum[np.abs(freqs - hz) < 30].sum()) / total
+
+
+def prepare_fxs_talker(rig: ApplianceRig) -> None:
+    """Phone 1 keys 101 at 1 s (after its dial tone), then talks (a 1 kHz tone)."""
+    keys = np.concatenate([dtmf_symbol(d, 8 * 80, 8 * 80) for d in "101"])
+    rig.say(FXS, KEYS_AT, keys)
+    t = np.arange(int(50 * RATE)) / RATE
+    rig.say(FXS, TALK_FROM, (6000 * np.sin(2 * np.pi * NEAR_TONE_HZ * t)).astype(np.int16))
+
+
+async def _fxs_call_up(rig: ApplianceRig, result: ScenarioResult) -> int:
+    """Phone 1 dials 101 and the desk phone answers; where phone 1's audio stood then."""
+    far = rig.far
+    mark = len(rig.played(FXS))
+    rig.phone(FXS).lift()
+    await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)
+    await asyncio.to_thread(far.wait_event, "CALL_INCOMING", 8.0)
+    # the last of the three 80 ms keys (80 ms apart) ends 0.4 s after KEYS_AT, on the
+    # port audio's clock, which started with the appliance; "101" is complete then
+    last_key = rig.audio_started + KEYS_AT + 0.4
+    result.timing("post_dial_delay", (time.monotonic() - last_key) * 1000)
+    await heard_tone(rig, FXS, ToneKind.RINGBACK, mark, 3.0)
+    await asyncio.to_thread(far.answer)
+    answered = time.monotonic()
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.TALKING, 3.0), (
+        f"port 1 is {port_state(rig, FXS)} after the answer"
+    )
+    result.timing("answer_to_talking", (time.monotonic() - answered) * 1000)
+    return len(rig.played(FXS))
+
+
+async def fxs_calls_sip_phone(rig: ApplianceRig, result: ScenarioResult) -> None:
+    far = rig.far
+    connected = await _fxs_call_up(rig, result)
+    await rig.until(lambda: False, 2.5)  # both sides talk for a while
+    heard_far = rig.played(FXS)[connected:]
+    share = tone_share(heard_far[-8000:], FAR_TONE_HZ)
+    result.note(f"analog phone hears the desk phone's tone: {share:.0%} of its audio")
+    assert share > 0.5, f"the analog phone does not hear the desk phone ({share:.2f})"
+    await asyncio.to_thread(far.wait_heard, 2.0, 5.0)
+    rig.phone(FXS).hang_up()
+    await asyncio.to_thread(far.wait_event, "CALL_CLOSED", 5.0)
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 2.0)
+    near: list[npt.NDArray[np.int16]] = []
+
+    def recorded() -> bool:  # baresip writes the WAV header when the call closes
+        try:
+            with wave.open(str(far.heard()), "rb") as wav:
+                near.append(np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"))
+        except (EOFError, wave.Error):
+            return False
+        return True
+
+    assert await rig.until(recorded, 3.0), "baresip kept no recording of the call"
+    share = tone_share(near[0][-8000:], NEAR_TONE_HZ)
+    result.note(f"desk phone hears the analog phone's tone: {share:.0%} of its audio")
+    assert share > 0.5, f"the desk phone does not hear the analog phone ({share:.2f})"
+
+
+async def far_end_hangup_releases_fxs(rig: ApplianceRig, result: ScenarioResult) -> None:
+    far = rig.far
+    await _fxs_call_up(rig, ScenarioResult("setup"))
+    released = time.monotonic()
+    await asyncio.to_thread(far.hangup)
+    assert await rig.until(lambda: rig.phone(FXS).feed is FeedMode.OPEN, 3.0), "no loop drop"
+    result.timing("bye_to_loop_drop", (time.monotonic() - released) * 1000)
+    mark = len(rig.played(FXS))
+    await heard_tone(rig, FXS, ToneKind.BUSY, mark, 3.0)
+    rig.phone(FXS).hang_up()
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "port held"
+
+
+async def sip_phone_rings_fxs(rig: ApplianceRig, result: ScenarioResult) -> None:
+    far = rig.far
+    mark = len(rig.played(FXS))
+    dialled = time.monotonic()
+    await asyncio.to_thread(far.dial, f"sip:201@127.0.0.1:{rig.sip_port}")
+    assert await rig.until(lambda: rig.phone(FXS).ringing, 3.0), "the analog phone does not ring"
+    result.timing("invite_to_ring", (time.monotonic() - dialled) * 1000)
+    cadence = rig.phone(FXS).cadence
+    assert cadence == (2000, 4000), cadence
+    got: list[object] = []
+
+    def decoded() -> bool:
+        samples = rig.played(FXS)[mark:]
+        receiver = FskReceiver(FskStandard.BELL202)
+        for start in range(0, len(samples) - 159, 160):
+            caller = receiver.feed(samples[start : start + 160])
+            if caller is not None:
+                got.append(caller)
+                return True
+        return False
+
+    assert await rig.until(decoded, 6.0), "no caller ID between the rings"
+    number = getattr(got[0], "number", None)
+    assert number == "101", f"caller ID number {number!r}"
+    result.timing("caller_id_after_invite", (time.monotonic() - dialled) * 1000)
+    rig.phone(FXS).lift()
+    await asyncio.to_thread(far.wait_event, "CALL_ESTABLISHED", 4.0)
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.TALKING, 2.0)
+    await asyncio.to_thread(far.hangup)
+    assert await rig.until(lambda: rig.phone(FXS).feed is FeedMode.OPEN, 3.0), "no loop drop"
+    rig.phone(FXS).hang_up()
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0)
+
+
+async def fxo_inbound_reaches_attendant(rig: ApplianceRig, result: ScenarioResult) -> None:
+    assert rig.ports is not None
+    line = rig.line(FXO)
+    port = rig.ports.ports[FXO]
+    assert isinstance(port, FxoPort)
+    started = time.monotonic()
+    mark = len(rig.played(FXO))
+    line.ring_burst(2000)
+    await rig.until(lambda: False, 4.0)
+    line.ring_burst(2000)
+    assert await rig.until(lambda: line.seized, 8.0), f"the line is not answered ({port.state})"
+    result.timing("first_ring_to_answer", (time.monotonic() - started) * 1000)
+    assert port.state is FxoState.CONNECTED, port.state
+
+    def greeting() -> bool:
+        heard = rig.played(FXO)[mark:]
+        return len(heard) > 4000 and float(np.abs(heard[-4000:].astype(np.int32)).mean()) > 200
+
+    assert await rig.until(greeting, 4.0), "the caller on the line hears no greeting"
+    result.timing("ring_to_greeting", (time.monotonic() - started) * 1000)
+    line.drop_loop()  # the caller hangs up: the exchange drops loop current
+    assert await rig.until(lambda: not line.seized, 4.0), "the line is not released"
+
+
+async def controller_reset_mid_call(rig: ApplianceRig, result: ScenarioResult) -> None:
+    assert rig.sim is not None
+    far = rig.far
+    await _fxs_call_up(rig, ScenarioResult("setup"))
+    reset_at = time.monotonic()
+    rig.sim.reset("watchdog")
+    # the controller forgot the call's line state: the call is released, not left hanging
+    await asyncio.to_thread(far.wait_event, "CALL_CLOSED", 5.0)
+    result.timing("reset_to_call_released", (time.monotonic() - reset_at) * 1000)
+    rig.phone(FXS).hang_up()
+    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "not idle"
+    mark = len(rig.played(FXS))
+    rig.phone(FXS).lift()
+    await heard_tone(rig, FXS, ToneKind.DIAL, mark, 3.0)
+    result.timing("reset_to_dial_tone_again", (time.monotonic() - reset_at) * 1000)
+    rig.phone(FXS).hang_up()
+
+
+CALL_SCENARIOS: Final[dict[str, CallScenario]] = {
+    "fxs_calls_sip_phone": fxs_calls_sip_phone,
+    "sip_phone_rings_fxs": sip_phone_rings_fxs,
+    "far_end_hangup_releases_fxs": far_end_hangup_releases_fxs,
+    "fxo_inbound_reaches_attendant": fxo_inbound_reaches_attendant,
+    "controller_reset_mid_call": controller_reset_mid_call,
+}
+CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
+    "fxs_calls_sip_phone": prepare_fxs_talker,
+    "far_end_hangup_releases_fxs": prepare_fxs_talker,
+    "controller_reset_mid_call": prepare_fxs_talker,
+}
