@@ -284,6 +284,53 @@ def v6_voicemail(db: peewee.SqliteDatabase) -> None:
     _revision_triggers(db, ("mailbox", "ivr_menu"))
 
 
+# The web UI and REST API (issue 7): sessions, API tokens, audit log. Secrets are kept
+# as SHA-256 digests: they are 256-bit random values, so a slow hash adds nothing.
+_V7_WEB: Final[tuple[str, ...]] = (
+    """CREATE TABLE "web_session" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "token_hash" TEXT NOT NULL,
+        "user_id" INTEGER NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+        "csrf_token" TEXT NOT NULL,
+        "created_at" REAL NOT NULL,
+        "last_seen" REAL NOT NULL,
+        "address" TEXT NOT NULL DEFAULT ''
+    )""",
+    'CREATE UNIQUE INDEX "web_session_token_hash" ON "web_session" ("token_hash")',
+    'CREATE INDEX "web_session_user_id" ON "web_session" ("user_id")',
+    """CREATE TABLE "api_token" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "token_hash" TEXT NOT NULL,
+        "user_id" INTEGER NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+        "name" TEXT NOT NULL,
+        "prefix" TEXT NOT NULL,
+        "created_at" REAL NOT NULL,
+        "last_used_at" REAL
+    )""",
+    'CREATE UNIQUE INDEX "api_token_token_hash" ON "api_token" ("token_hash")',
+    'CREATE INDEX "api_token_user_id" ON "api_token" ("user_id")',
+    """CREATE TABLE "audit_entry" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "at" REAL NOT NULL,
+        "actor" TEXT NOT NULL,
+        "action" TEXT NOT NULL,
+        "target" TEXT NOT NULL DEFAULT '',
+        "address" TEXT NOT NULL DEFAULT '',
+        "detail" TEXT NOT NULL DEFAULT ''
+    )""",
+    'CREATE INDEX "audit_entry_at" ON "audit_entry" ("at")',
+)
+
+
+def v7_web(db: peewee.SqliteDatabase) -> None:
+    """Tables `web_session`, `api_token`, `audit_entry`; system roles gain the new
+    extension, role and audit permissions. None of these tables is cached by the SIP
+    server, so no revision triggers."""
+    for statement in _V7_WEB:
+        db.execute_sql(statement)
+    sync_system_roles(db)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     v1_initial,
     v2_registration_details,
@@ -291,6 +338,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     v4_directory_revision,
     v5_cdr,
     v6_voicemail,
+    v7_web,
 )
 CURRENT_VERSION: Final = len(MIGRATIONS)
 

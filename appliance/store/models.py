@@ -175,6 +175,39 @@ class IvrMenu(BaseModel):
     updated_at = peewee.FloatField()  # Unix time
 
 
+class WebSession(BaseModel):
+    """A signed-in browser; the cookie holds the secret, only its SHA-256 is kept."""
+
+    token_hash = peewee.TextField(unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    csrf_token = peewee.TextField()  # sent back in forms and X-CSRF-Token headers
+    created_at = peewee.FloatField()  # Unix time; the absolute expiry counts from here
+    last_seen = peewee.FloatField()  # the idle expiry counts from here
+    address = peewee.TextField(default="")  # where the sign-in came from
+
+
+class ApiToken(BaseModel):
+    """A bearer token for scripts; only its SHA-256 is kept, the secret is shown once."""
+
+    token_hash = peewee.TextField(unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    name = peewee.TextField()
+    prefix = peewee.TextField()  # the first characters, so a list can tell tokens apart
+    created_at = peewee.FloatField()
+    last_used_at = peewee.FloatField(null=True)
+
+
+class AuditEntry(BaseModel):
+    """One change made through the web UI or the API (or a sign-in attempt)."""
+
+    at = peewee.FloatField(index=True)  # Unix time
+    actor = peewee.TextField()  # a username; text, so history outlives the account
+    action = peewee.TextField()  # "extension.create", "login.failed", ...
+    target = peewee.TextField(default="")
+    address = peewee.TextField(default="")  # the client's IP address
+    detail = peewee.TextField(default="")
+
+
 MODELS: Final[tuple[type[BaseModel], ...]] = (
     Extension,
     SipCredential,
@@ -188,4 +221,7 @@ MODELS: Final[tuple[type[BaseModel], ...]] = (
     Mailbox,
     VoicemailMessage,
     IvrMenu,
+    WebSession,
+    ApiToken,
+    AuditEntry,
 )

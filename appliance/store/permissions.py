@@ -2,6 +2,7 @@
 
 Actions ending in `_own` are limited to the account's own extension, mailbox, call
 records or profile; the web layer applies that scope, the store only keeps the names.
+A permission also grants its `_own` twin (`extension:read` covers `extension:read_own`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ from typing import Final
 
 from appliance.store.errors import StoreError
 
-RESOURCES: Final[tuple[str, ...]] = ("user", "call", "cdr", "system", "conference", "voicemail")
+RESOURCES: Final[tuple[str, ...]] = (
+    "user",
+    "call",
+    "cdr",
+    "system",
+    "conference",
+    "voicemail",
+    "extension",
+    "role",
+    "audit",
+)
 
 # Every valid permission; anything else is refused when a role is created.
 PERMISSIONS: Final[tuple[str, ...]] = (
@@ -37,6 +48,14 @@ PERMISSIONS: Final[tuple[str, ...]] = (
     "voicemail:delete",
     "voicemail:read_own",
     "voicemail:delete_own",
+    "extension:read",  # every extension
+    "extension:write",  # add, edit, reset SIP passwords
+    "extension:delete",
+    "extension:read_own",  # the extension tied to the account
+    "role:read",
+    "role:write",
+    "role:delete",
+    "audit:read",  # who changed what, from where
 )
 
 ADMINISTRATOR: Final = "administrator"
@@ -65,6 +84,8 @@ SYSTEM_ROLES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
             "voicemail:read",
             "voicemail:read_own",
             "voicemail:delete_own",
+            "extension:read",
+            "extension:read_own",
         ),
     ),
     USER: (
@@ -77,6 +98,7 @@ SYSTEM_ROLES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
             "conference:join",
             "voicemail:read_own",
             "voicemail:delete_own",
+            "extension:read_own",
         ),
     ),
 }
@@ -92,3 +114,11 @@ def check_permissions(permissions: Iterable[str]) -> tuple[str, ...]:
             "permissions look like 'resource:action', e.g. 'call:make'"
         )
     return tuple(p for p in PERMISSIONS if p in wanted)
+
+
+def grants(granted: Iterable[str], needed: str) -> bool:
+    """Whether `granted` allows `needed`; `resource:action` also covers `resource:action_own`."""
+    have = set(granted)
+    if needed in have:
+        return True
+    return needed.endswith("_own") and needed.removesuffix("_own") in have

@@ -1,0 +1,69 @@
+"""`create_app`: the Bottle application of the web UI and REST API, built from services.
+
+Every route is added through one `Registry`, so the permission guard, the OpenAPI
+document and the route table test all see the same list.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import bottle
+
+from appliance.web.api import register_api
+from appliance.web.auth import Guard
+from appliance.web.headers import SecurityHeaders
+from appliance.web.openapi import document
+from appliance.web.pages import error_page, register_pages
+from appliance.web.registry import SIGNED_IN, Registry
+from appliance.web.schemas import obj
+from appliance.web.services import WebServices
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+def _version() -> str:
+    try:
+        return metadata.version("yakyak")
+    except metadata.PackageNotFoundError:  # running from a tree that was never installed
+        return "0"
+
+
+def _error(err: bottle.HTTPError) -> str:
+    """The one error handler: JSON under /api/, an HTML page elsewhere."""
+    if bottle.request.path.startswith("/api/"):
+        bottle.response.content_type = "application/json"
+        return json.dumps({"error": str(err.body)})
+    return error_page(err.status_code, str(err.body))
+
+
+def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
+    """The Bottle app and its route registry (tests walk the registry)."""
+    app = bottle.Bottle(catchall=True)
+    registry = Registry(app)
+    register_pages(registry, services)
+    register_api(registry, services)
+    version = _version()
+
+    @registry.add(
+        "GET",
+        "/api/openapi.json",
+        SIGNED_IN,
+        "This description",
+        response=obj({}, required=()) | {"additionalProperties": True},
+    )
+    def openapi_json() -> dict[str, object]:
+        return document(registry, version)
+
+    app.install(Guard(services, registry))
+    app.default_error_handler = _error
+    return app, registry
+
+
+def wsgi(services: WebServices) -> WSGIApplication:
+    """The app as the server runs it: with the security headers on every answer."""
+    app, _ = create_app(services)
+    return SecurityHeaders(app)

@@ -1,0 +1,74 @@
+"""What the web routes work on: the store objects of one database, and sign-in throttling.
+
+Built once by the composition root (`appliance.web.server.start_web`, or a test) and
+passed to `create_app`; no module holds any of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+
+from appliance.store.api_tokens import ApiTokens
+from appliance.store.audit import AuditLog
+from appliance.store.extensions import Directory
+from appliance.store.users import Accounts
+from appliance.store.web_sessions import SessionPolicy, WebSessions
+from appliance.web.throttle import LoginThrottle, ThrottlePolicy
+
+
+class SharedThrottle:
+    """A `LoginThrottle` behind a lock: cheroot runs requests on several threads."""
+
+    def __init__(self, policy: ThrottlePolicy, clock: Callable[[], float]) -> None:
+        self._throttle = LoginThrottle(policy)
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def retry_after(self, address: str, username: str) -> float | None:
+        with self._lock:
+            return self._throttle.retry_after(address, username, self._clock())
+
+    def failed(self, address: str, username: str) -> None:
+        with self._lock:
+            self._throttle.failed(address, username, self._clock())
+
+    def succeeded(self, address: str, username: str) -> None:
+        with self._lock:
+            self._throttle.succeeded(address, username)
+
+
+@dataclass(frozen=True, slots=True)
+class WebServices:
+    db: peewee.SqliteDatabase
+    accounts: Accounts
+    directory: Directory
+    sessions: WebSessions
+    tokens: ApiTokens
+    audit: AuditLog
+    throttle: SharedThrottle
+    clock: Callable[[], float]
+
+
+def build_services(
+    db: peewee.SqliteDatabase,
+    realm: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    sessions: SessionPolicy | None = None,
+    throttle: ThrottlePolicy | None = None,
+) -> WebServices:
+    return WebServices(
+        db=db,
+        accounts=Accounts(db, clock),
+        directory=Directory(db, realm, clock),
+        sessions=WebSessions(db, sessions or SessionPolicy(), clock),
+        tokens=ApiTokens(db, clock),
+        audit=AuditLog(db, clock),
+        throttle=SharedThrottle(throttle or ThrottlePolicy(), clock),
+        clock=clock,
+    )
