@@ -57,6 +57,7 @@ from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.settings import get_setting, set_setting
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier
+from appliance.web.server import WebServer, start_web
 
 log = logging.getLogger(__name__)
 
@@ -550,6 +551,19 @@ async def _run(config: Config, started: float) -> int:
         log.error("cannot listen for SIP: %s", exc)
         await appliance.stop()
         return 1
+    http = config.http.listen
+    try:
+        web: WebServer = await asyncio.to_thread(
+            start_web,
+            data_dir=config.data_dir,
+            db_path=config.database_path,
+            listen=(http.host, http.port),
+            realm=config.general.domain,
+        )
+    except OSError as exc:
+        log.error("cannot listen for the web UI on %s: %s", http, exc)
+        await appliance.stop()
+        return 1
     # Everything built so far lives as long as the process: move it out of the
     # collector's sight, so collections only walk what requests allocate.
     gc.freeze()
@@ -562,13 +576,14 @@ async def _run(config: Config, started: float) -> int:
     summary = (
         f"SIP on {', '.join(listeners)}; "
         f"{len(set(appliance.auth.accounts) - {TRUNK_ACCOUNT})} extensions, "
-        f"{len(appliance.registrar)} registrations restored"
+        f"{len(appliance.registrar)} registrations restored; web UI on {web.url}"
     )
     log.info("ready in %.2f s (pid %d): %s", time.monotonic() - started, os.getpid(), summary)
     appliance.notifier.ready(summary)
     await stop.wait()
     log.info("stopping")
     appliance.notifier.stopping()
+    await asyncio.to_thread(web.stop)
     await appliance.stop()
     log.info("stopped cleanly")
     return 0
