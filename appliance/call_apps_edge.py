@@ -142,14 +142,22 @@ class CallAppsEdge:
         return extension in self._mailboxes
 
     def create(
-        self, target: AppTarget, caller: str, caller_name: str | None, wall: float
+        self,
+        target: AppTarget,
+        caller: str,
+        caller_name: str | None,
+        wall: float,
+        *,
+        trusted: bool = True,
     ) -> CallApp | None:
         if isinstance(target, StartVoicemail):
             if target.mailbox not in self._mailboxes:
                 return None
             return DepositApp(target.mailbox, target.reason, caller, caller_name, wall)
         if isinstance(target, StartMailboxAccess):
-            own = target.mailbox is not None and target.mailbox == caller
+            # a number the PSTN delivered proves nothing: an outside caller showing
+            # "102" must still give 102's PIN
+            own = trusted and target.mailbox is not None and target.mailbox == caller
             if target.mailbox is not None and target.mailbox not in self._mailboxes:
                 return None
             return MailboxAccessApp(target.mailbox, own_phone=own, wall_time=wall)

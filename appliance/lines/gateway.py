@@ -30,6 +30,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Final
+from urllib.parse import unquote
 
 from appliance.lines.gateway_call import GwCall, GwCallState, Role
 from appliance.lines.line_registration import LineRegistration, RegState
@@ -352,7 +353,7 @@ class AnalogGateway:
             out.append(ToPort(line.port, IncomingCallOffer(number, sender.display_name)))
         else:
             out.extend(self._reply(key, request, 100, now))
-            out.append(ToPort(line.port, DialOut(request.uri.user or "")))
+            out.append(ToPort(line.port, DialOut(unquote(request.uri.user or ""))))
 
     def _answer(self, line: LineAccount, offer: SessionDescription) -> Answer:
         local = LocalMedia(self.config.media_host, line.rtp_port, (PCMU, PCMA), None)

@@ -235,13 +235,21 @@ class B2bua:
     # -- entry points from the SIP front ---------------------------------------------
 
     def invite(
-        self, key: TransactionKey, request: Request, peer: Peer, caller: str, now: float
+        self,
+        key: TransactionKey,
+        request: Request,
+        peer: Peer,
+        caller: str,
+        now: float,
+        *,
+        external: bool = False,
     ) -> list[B2buaAction]:
-        """A new INVITE from the authenticated extension ``caller``."""
+        """A new INVITE from the authenticated extension ``caller``; ``external``: from
+        a trunk, ``caller`` being the number it asserted (shown, never trusted)."""
         out: list[B2buaAction] = []
         self._now = now
         try:
-            self._start_call(key, request, peer, caller, now, out)
+            self._start_call(key, request, peer, caller, now, out, external)
         except NegotiationError as exc:
             out.extend(self._reply(key, request, exc.status, reason=exc.reason[:100]))
         except ParseError as exc:
@@ -513,6 +521,7 @@ class B2bua:
         caller: str,
         now: float,
         out: list[B2buaAction],
+        external: bool = False,
     ) -> None:
         if key in self._by_server_key:
             return  # already ours (the layer absorbs retransmissions; belt and braces)
@@ -529,7 +538,8 @@ class B2bua:
         extension: str | None = None
         bindings: list[Binding] = []
         if callee == self.config.voicemail_own:
-            app_target = StartMailboxAccess(caller)
+            # own mailbox: an outside caller has none, so it is asked which
+            app_target = StartMailboxAccess(None if external else caller)
         elif callee == self.config.voicemail_any:
             app_target = StartMailboxAccess(None)
         else:
@@ -623,6 +633,7 @@ class B2bua:
             log=CallLog(),
             caller_name=from_addr.display_name,
             extension=extension,
+            external=external,
         )
         call.reliable = supports(request, "100rel")
         call.rseq = self._rng.randrange(1, 2**31)
@@ -659,7 +670,8 @@ class B2bua:
         shown = f"[{host}]" if ":" in host else host
         return Binding(
             aor=f"line{port}",
-            contact=f"sip:{number}@{shown}:{udp_port};line={port}",
+            # '#' is not allowed bare in a SIP user part (RFC 3261 §25.1)
+            contact=f"sip:{number.replace('#', '%23')}@{shown}:{udp_port};line={port}",
             expires_at=float("inf"),
             call_id="",
             cseq=0,
@@ -1250,7 +1262,9 @@ class B2bua:
         app = (
             None
             if apps is None
-            else apps.create(target, call.caller, call.caller_name, self._wall(now))
+            else apps.create(
+                target, call.caller, call.caller_name, self._wall(now), trusted=not call.external
+            )
         )
         if app is None:
             log.info("call %d: no application for %s", call.number, target)

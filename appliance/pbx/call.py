@@ -113,6 +113,7 @@ class Call:
     reason: str | None = None  # Reason header from the failing fork, passed on
     caller_name: str | None = None
     extension: str | None = None  # the extension the dialled number routed to
+    external: bool = False  # from a trunk: ``caller`` is an asserted number, not an account
     ringing: str | None = None  # the number the forks ring, when not ``callee`` (a transfer)
     app: AppSession | None = None  # the appliance itself answered: voicemail, a menu
 

@@ -30,10 +30,17 @@ class CallApps(Protocol):
     def has_mailbox(self, extension: str) -> bool: ...
 
     def create(
-        self, target: AppTarget, caller: str, caller_name: str | None, wall: float
+        self,
+        target: AppTarget,
+        caller: str,
+        caller_name: str | None,
+        wall: float,
+        *,
+        trusted: bool = True,
     ) -> CallApp | None:
         """The application for ``target`` (None: no such mailbox or menu);
-        ``wall`` is the Unix time, for schedules."""
+        ``wall`` is the Unix time, for schedules. ``trusted`` False: ``caller`` is a
+        number a trunk asserted, never the owner of anything here."""
         ...
 
     def music_class(self, extension: str) -> str | None:

@@ -189,7 +189,12 @@ class SipFront:
                 except _HandOff as handoff:
                     if calls is not None:
                         answer = calls.invite(
-                            action.key, action.request, action.peer, handoff.caller, now
+                            action.key,
+                            action.request,
+                            action.peer,
+                            handoff.caller,
+                            now,
+                            external=handoff.external,
                         )
                         out.extend(self._dispatch(answer, now))
                     continue
@@ -409,7 +414,8 @@ class SipFront:
             return self._challenge(request, who, now), [Locked(lock) for lock in locks]
         self.guard.success(address, creds.username, now)
         if request.method == "INVITE" and self.calls is not None:
-            raise _HandOff(self._caller(request, creds.username))
+            caller, external = self._caller(request, creds.username)
+            raise _HandOff(caller, external)
         if request.method == "SUBSCRIBE" and self.mwi is not None:
             raise _Subscribe(creds.username)
         if request.method != "REGISTER":
@@ -428,16 +434,17 @@ class SipFront:
                     extra.extend(self._dispatch(sent, now))
         return response, extra
 
-    def _caller(self, request: Request, username: str) -> str:
-        """Who an authenticated INVITE is from: the account, or for a trunk the number
-        its From asserts ("anonymous" when the line withheld it or it is not a number)."""
+    def _caller(self, request: Request, username: str) -> tuple[str, bool]:
+        """Who an authenticated INVITE is from, and whether from outside: the account,
+        or for a trunk the number its From asserts ("anonymous" when the line withheld
+        it or it is not a number)."""
         account = self.auth.accounts.get(username)
         if account is None or not account.asserts_caller:
-            return username
+            return username, False
         number = request.from_addr().uri.user or ""
         if not number or len(number) > 32 or set(number) - CALLER_CHARS:
-            return "anonymous"
-        return number
+            return "anonymous", True
+        return number, True
 
     def _refusal(self, request: Request, verdict: Verdict) -> Response:
         if verdict is Verdict.DROP:
@@ -480,6 +487,7 @@ class _Subscribe(Exception):  # noqa: N818 - control flow, not an error
 class _HandOff(Exception):  # noqa: N818 - control flow, not an error
     """Internal: an authenticated INVITE goes to the B2BUA, which answers it."""
 
-    def __init__(self, caller: str) -> None:
+    def __init__(self, caller: str, external: bool = False) -> None:
         super().__init__(caller)
         self.caller = caller
+        self.external = external

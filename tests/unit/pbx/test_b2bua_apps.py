@@ -67,13 +67,21 @@ class ScriptApp:
 class Apps:
     mailboxes: set[str] = field(default_factory=lambda: {"102"})
     made: list[ScriptApp] = field(default_factory=list)
+    trusted: list[bool] = field(default_factory=list)
 
     def has_mailbox(self, extension: str) -> bool:
         return extension in self.mailboxes
 
     def create(
-        self, target: AppTarget, caller: str, caller_name: str | None, wall: float
+        self,
+        target: AppTarget,
+        caller: str,
+        caller_name: str | None,
+        wall: float,
+        *,
+        trusted: bool = True,
     ) -> CallApp | None:
+        self.trusted.append(trusted)
         app = ScriptApp(target)
         self.made.append(app)
         return app
@@ -189,7 +197,12 @@ def test_a_queue_that_ran_out_as_a_digit_came_is_not_taken_for_the_next_one() ->
     made: list[ScriptApp] = []
 
     def create(
-        target: AppTarget, caller: str, caller_name: str | None, wall: float
+        target: AppTarget,
+        caller: str,
+        caller_name: str | None,
+        wall: float,
+        *,
+        trusted: bool = True,
     ) -> CallApp | None:
         app = ReplayApp(target)
         made.append(app)
