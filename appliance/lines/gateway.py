@@ -76,7 +76,8 @@ from appliance.sip.dialog import Accept, Dialog, DialogError, Ignore
 from appliance.sip.dialog_retransmit import AckTimedOut, Resend, TwoXxRetransmitter
 from appliance.sip.digest_client import authorization, pick
 from appliance.sip.errors import ParseError
-from appliance.sip.headers import Via
+from appliance.sip.grammar import split_list
+from appliance.sip.headers import NameAddr, Via
 from appliance.sip.message import Request, Response, make_response
 from appliance.sip.parser import parse_message
 from appliance.sip.transaction import (
@@ -828,6 +829,7 @@ class AnalogGateway:
         *,
         expires: int | None = None,
         auth: str | None = None,
+        contacts: list[str] | None = None,
     ) -> None:
         line = self.lines[reg.port]
         domain = _host(self.config.server)
@@ -839,7 +841,7 @@ class AnalogGateway:
             ("To", aor),
             ("Call-ID", reg.call_id),
             ("CSeq", f"{reg.next_cseq()} REGISTER"),
-            ("Contact", self._contact(line)),
+            *(("Contact", c) for c in (contacts or [self._contact(line)])),
             ("Expires", str(seconds)),
             ("User-Agent", USER_AGENT),
         ]
@@ -864,8 +866,18 @@ class AnalogGateway:
         if status < 200:
             return
         if status < 300:
-            reg.accepted(_granted(response, self.config.register_expires), now)
-            log.info("port %d registered as %s", reg.port, reg.user)
+            line = self.lines[reg.port]
+            ours = self._contact_uri(line)
+            sent = self._last_register.get(reg.port)
+            removing = sent is not None and sent.get("Expires") == "0"
+            if not removing:
+                log.info("port %d registered as %s", reg.port, reg.user)
+            reg.accepted(_granted(response, ours, self.config.register_expires), now)
+            stale = _stale_contacts(response, line, ours)
+            if stale:
+                # bindings of this port from an earlier run (another gateway address)
+                # would fork calls to nobody until they expire: remove them now
+                self._register(reg, now, out, expires=0, contacts=[f"<{u}>" for u in stale])
             return
         if status in (401, 407):
             line = self.lines[reg.port]
@@ -883,7 +895,8 @@ class AnalogGateway:
                     cnonce=self._token(),
                 )
                 expires = int(sent.get("Expires") or 0) if sent is not None else None
-                self._register(reg, now, out, expires=expires, auth=value)
+                contacts = sent.get_all("Contact") if sent is not None else None
+                self._register(reg, now, out, expires=expires, auth=value, contacts=contacts)
                 return
         log.warning("port %d: registration of %s refused: %d", reg.port, reg.user, status)
         reg.failed(status, now)
@@ -979,7 +992,12 @@ class AnalogGateway:
             return []
 
     def _contact(self, line: LineAccount) -> str:
-        return f"<sip:{line.user}@{self._hostport()}>"
+        return f"<{self._contact_uri(line)}>"
+
+    def _contact_uri(self, line: LineAccount) -> str:
+        # ;line= names the port in every request the server sends to this contact, and
+        # tells this port's bindings from a softphone sharing the extension
+        return f"sip:{line.user}@{self._hostport()};{LINE_PARAM}={line.port}"
 
     def _hostport(self) -> str:
         host = self.config.host
@@ -1033,17 +1051,38 @@ def _cancel_headers(invite: Request) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
-def _granted(response: Response, asked: int) -> int:
-    """The expiry the registrar granted: our Contact's ``expires``, else Expires."""
+def _contacts(response: Response) -> list[NameAddr]:
+    found: list[NameAddr] = []
     for value in response.get_all("Contact"):
-        for part in value.split(";"):
-            name, _, number = part.strip().partition("=")
-            if name.lower() == "expires" and number.strip().isdigit():
-                return int(number)
+        for part in split_list(value):
+            try:
+                found.append(NameAddr.parse(part))
+            except ParseError:
+                continue
+    return found
+
+
+def _granted(response: Response, ours: str, asked: int) -> int:
+    """The expiry the registrar granted our contact: its ``expires``, else Expires."""
+    for addr in _contacts(response):
+        number = addr.param("expires")
+        if str(addr.uri) == ours and number is not None and number.isdigit():
+            return int(number)
     expires = response.get("Expires")
     if expires is not None and expires.strip().isdigit():
         return int(expires)
     return asked
+
+
+def _stale_contacts(response: Response, line: LineAccount, ours: str) -> list[str]:
+    """Contacts of this port (its user and ;line=) at another address than ours."""
+    stale: list[str] = []
+    for addr in _contacts(response):
+        uri = addr.uri
+        text = str(uri)
+        if text != ours and uri.user == line.user and uri.param(LINE_PARAM) == str(line.port):
+            stale.append(text)
+    return stale
 
 
 def _messages_waiting(body: bytes) -> bool | None:
