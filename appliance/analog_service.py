@@ -41,6 +41,7 @@ from appliance.lines.signals import PortType
 from appliance.pbx.causes import Cause
 from appliance.sip.transaction import Send, TimerConfig
 from appliance.sip.transport import Peer
+from appliance.web.live import PortView
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,28 @@ class AnalogService:
                 state = "line"
             out[spec.number] = f"{spec.type.value} {state}"
         return out
+
+    def views(self) -> list[PortView]:
+        """Each port for the web UI: what it is to the PBX and what it is doing."""
+        views: list[PortView] = []
+        gateway = self.gateway
+        for spec in self.board.ports:
+            line = gateway.lines.get(spec.number) if gateway is not None else None
+            if line is None:
+                role = "not set"
+            elif spec.type is PortType.FXS:
+                role = f"extension {line.user}"
+            else:
+                role = f"line to {line.inbound}"
+            machine = self.ports.ports.get(spec.number) if self.ports is not None else None
+            state = machine.state.value if machine is not None else "stopped"
+            registered = None
+            if spec.type is PortType.FXS:
+                registered = gateway is not None and gateway.registered(spec.number)
+            views.append(
+                PortView(spec.number, spec.type.value, spec.label, role, state, registered)
+            )
+        return views
 
 
 def _keep_or_link(path: Path, capture: bool) -> None:

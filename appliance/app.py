@@ -8,6 +8,7 @@ commits every pending registration change before the database is closed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import logging
 import os
@@ -16,7 +17,7 @@ import resource
 import secrets
 import signal
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -57,6 +58,7 @@ from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.settings import get_setting, set_setting
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier
+from appliance.web.live import CallView, LiveSnapshot, RegistrationView
 from appliance.web.server import WebServer, start_web
 
 log = logging.getLogger(__name__)
@@ -208,6 +210,45 @@ class Appliance:
         self._pending: list[registration_ops.Operation] = []
         self._pending_cdrs: list[CdrRecord] = []
         self._handover: asyncio.TimerHandle | None = None
+
+    def live_snapshot(self) -> LiveSnapshot:
+        """The running state for the web UI; only ever called on the loop's thread."""
+        now = self.loop.time()
+        wall = self.wall(now)
+        registrations = tuple(
+            RegistrationView(
+                aor=b.aor,
+                contact=b.contact,
+                source=f"{b.transport}:{b.source_host}:{b.source_port}",
+                user_agent=b.user_agent,
+                expires_in=max(0.0, b.expires_at - wall),
+            )
+            for b in self.registrar.all_live(wall)
+        )
+        calls = tuple(
+            CallView(
+                number=c.number,
+                caller=c.caller,
+                caller_name=c.caller_name,
+                callee=c.callee,
+                state=c.state,
+                duration_s=now - c.started,
+                talking_s=None if c.answered is None else now - c.answered,
+                codec=c.codec,
+                external=c.external,
+            )
+            for c in self.calls.summaries()
+        )
+        analog = self.analog
+        return LiveSnapshot(
+            taken_at=wall,
+            registrations=registrations,
+            calls=calls,
+            ports=tuple(analog.views()) if analog is not None else (),
+            line_controller_up=(
+                analog.ports.link_up if analog is not None and analog.ports is not None else None
+            ),
+        )
 
     def wall(self, now: float) -> float:
         """Unix time for a loop time (bindings and lockouts are stored in Unix time)."""
@@ -412,6 +453,33 @@ class Appliance:
         return secret
 
 
+class LoopSnapshot:
+    """The web threads' way to the core's state: the snapshot is built on the event
+    loop's thread (the core is not thread-safe) and the asking thread waits for it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, build: Callable[[], LiveSnapshot]) -> None:
+        self._loop = loop
+        self._build = build
+
+    def snapshot(self, timeout: float = 2.0) -> LiveSnapshot:
+        future: concurrent.futures.Future[LiveSnapshot] = concurrent.futures.Future()
+
+        def build() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._build())
+            except Exception as exc:  # handed to the waiting thread, which reports it
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(build)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError("the PBX did not answer within the time allowed") from None
+
+
 class _LiveHa1(Mapping[str, str]):
     """An extension's HA1s as the authenticator holds them now: a password changed in
     the store reaches the analog port that registers as that extension."""
@@ -559,6 +627,7 @@ async def _run(config: Config, started: float) -> int:
             db_path=config.database_path,
             listen=(http.host, http.port),
             realm=config.general.domain,
+            live=LoopSnapshot(loop, appliance.live_snapshot),
         )
     except OSError as exc:
         log.error("cannot listen for the web UI on %s: %s", http, exc)

@@ -175,6 +175,21 @@ class CallFinished:
     b: LegQualityReport | None
 
 
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """One call in progress, as a status page shows it."""
+
+    number: int
+    caller: str
+    caller_name: str | None
+    callee: str
+    state: str  # "ringing", "talking", "application" (voicemail, a menu)
+    started: float  # loop time the call arrived
+    answered: float | None
+    codec: str | None
+    external: bool
+
+
 B2buaAction = Action | CallFinished | AppRequest | SaveRecording
 LocalAddress = Callable[[Peer], tuple[str, int]]
 
@@ -231,6 +246,29 @@ class B2bua:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+    def summaries(self) -> list[CallSummary]:
+        """The calls in progress, oldest first."""
+        out: list[CallSummary] = []
+        for call in self._calls.values():
+            state = "application" if call.app is not None else "talking"
+            if not call.answered and call.app is None:
+                state = "ringing"
+            params = call.a_params
+            out.append(
+                CallSummary(
+                    number=call.number,
+                    caller=call.caller,
+                    caller_name=call.caller_name,
+                    callee=call.callee,
+                    state=state,
+                    started=call.log.started or 0.0,
+                    answered=call.log.answered_at,
+                    codec=params.codec if params is not None else None,
+                    external=call.external,
+                )
+            )
+        return out
 
     # -- entry points from the SIP front ---------------------------------------------
 

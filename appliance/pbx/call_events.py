@@ -303,6 +303,15 @@ class CallLog:
         return new
 
     @property
+    def started(self) -> float | None:
+        """When the call arrived (the time given with its Setup)."""
+        return self._start
+
+    @property
+    def answered_at(self) -> float | None:
+        return self._answer
+
+    @property
     def disposition(self) -> Disposition | None:
         if self.state is not CallState.ENDED:
             return None

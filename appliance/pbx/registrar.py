@@ -97,6 +97,12 @@ class Registrar:
     def __len__(self) -> int:
         return sum(len(contacts) for contacts in self._aors.values())
 
+    def all_live(self, now: float) -> list[Binding]:
+        """Every live binding, by AOR."""
+        return [
+            b for aor in sorted(self._aors) for b in self._aors[aor].values() if b.expires_at > now
+        ]
+
     def lookup(self, aor: str, now: float) -> list[Binding]:
         """Live contacts of an AOR, highest q first (RFC 3261 §16.6)."""
         contacts = self._aors.get(aor)

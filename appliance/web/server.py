@@ -30,6 +30,7 @@ from appliance.store.web_sessions import SessionPolicy
 from appliance.web import tls
 from appliance.web.app import wsgi
 from appliance.web.headers import SecurityHeaders
+from appliance.web.live import LiveSource
 from appliance.web.services import WebServices, build_services
 from appliance.web.throttle import ThrottlePolicy
 
@@ -215,11 +216,20 @@ def start_web(
     clock: Callable[[], float] = time.time,
     sessions: SessionPolicy | None = None,
     throttle: ThrottlePolicy | None = None,
+    live: LiveSource | None = None,
 ) -> WebServer:
     """Serve the web UI on `listen` (HTTPS), and redirect from `redirect_listen`."""
     db = open_database(db_path)
     try:
-        services = build_services(db, realm, clock=clock, sessions=sessions, throttle=throttle)
+        services = build_services(
+            db,
+            realm,
+            clock=clock,
+            sessions=sessions,
+            throttle=throttle,
+            data_dir=data_dir,
+            live=live,
+        )
         purged = services.sessions.purge_expired()
         if purged:
             log.info("%d expired web session(s) removed", purged)

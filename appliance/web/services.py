@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import peewee
 
@@ -18,6 +19,7 @@ from appliance.store.audit import AuditLog
 from appliance.store.extensions import Directory
 from appliance.store.users import Accounts
 from appliance.store.web_sessions import SessionPolicy, WebSessions
+from appliance.web.live import LiveSource
 from appliance.web.throttle import LoginThrottle, ThrottlePolicy
 
 
@@ -52,6 +54,8 @@ class WebServices:
     audit: AuditLog
     throttle: SharedThrottle
     clock: Callable[[], float]
+    data_dir: Path | None = None  # voicemail, prompts, backups live under it
+    live: LiveSource | None = None  # the running PBX's state; None in tests without one
 
 
 def build_services(
@@ -61,6 +65,8 @@ def build_services(
     clock: Callable[[], float] = time.time,
     sessions: SessionPolicy | None = None,
     throttle: ThrottlePolicy | None = None,
+    data_dir: Path | None = None,
+    live: LiveSource | None = None,
 ) -> WebServices:
     return WebServices(
         db=db,
@@ -71,4 +77,6 @@ def build_services(
         audit=AuditLog(db, clock),
         throttle=SharedThrottle(throttle or ThrottlePolicy(), clock),
         clock=clock,
+        data_dir=data_dir,
+        live=live,
     )
