@@ -16,7 +16,7 @@ from appliance.web.api import register_api
 from appliance.web.auth import Guard
 from appliance.web.headers import SecurityHeaders
 from appliance.web.openapi import document
-from appliance.web.pages import error_page, register_pages
+from appliance.web.pages import REGISTRY_KEY, error_page, register_pages
 from appliance.web.registry import SIGNED_IN, Registry
 from appliance.web.schemas import obj
 from appliance.web.services import WebServices
@@ -44,6 +44,7 @@ def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
     """The Bottle app and its route registry (tests walk the registry)."""
     app = bottle.Bottle(catchall=True)
     registry = Registry(app)
+    app.config[REGISTRY_KEY] = registry  # the menu of every page is built from it
     register_pages(registry, services)
     register_api(registry, services)
     version = _version()

@@ -36,6 +36,7 @@ from appliance.web.registry import PUBLIC, SIGNED_IN, Registry
 from appliance.web.services import WebServices
 
 MAX_FIELD: Final = 256
+REGISTRY_KEY: Final = "yakyak.registry"  # the app's Registry, in Bottle's app.config
 NOTICES: Final = {"password": "Your password has been changed."}
 
 
@@ -73,11 +74,9 @@ def page(title: str, body: str, status: int = 200) -> str:
     nav: list[tuple[str, str]] = []
     csrf_token = ""
     username = ""
-    if principal is not None and not principal.must_change_password:
-        nav = [("/", "Dashboard"), ("/tokens", "API tokens")]
-        if principal.may("audit:read"):
-            nav.append(("/audit", "Audit log"))
-        nav.append(("/password", "Password"))
+    registry = bottle.request.app.config.get(REGISTRY_KEY)
+    if principal is not None and not principal.must_change_password and registry is not None:
+        nav = registry.menu(principal.may)
     if principal is not None and principal.session is not None:
         csrf_token = principal.session.csrf_token
         username = principal.username
@@ -199,7 +198,15 @@ def register_pages(reg: Registry, services: WebServices) -> None:
         )
         return page("Change your password", str(body), status)
 
-    @reg.add("GET", "/password", SIGNED_IN, "Password change form", while_must_change=True)
+    @reg.add(
+        "GET",
+        "/password",
+        SIGNED_IN,
+        "Password change form",
+        while_must_change=True,
+        nav="Password",
+        nav_order=95,
+    )
     def password() -> str:
         return password_form({})
 
@@ -236,7 +243,7 @@ def register_pages(reg: Registry, services: WebServices) -> None:
 
     # -- dashboard ---------------------------------------------------------------
 
-    @reg.add("GET", "/", SIGNED_IN, "Dashboard")
+    @reg.add("GET", "/", SIGNED_IN, "Dashboard", nav="Dashboard", nav_order=0)
     def dashboard() -> str:
         principal = current()
         facts = []
@@ -281,7 +288,7 @@ def register_pages(reg: Registry, services: WebServices) -> None:
         )
         return page("API tokens", str(body), status)
 
-    @reg.add("GET", "/tokens", "user:read_own", "Your API tokens")
+    @reg.add("GET", "/tokens", "user:read_own", "Your API tokens", nav="API tokens", nav_order=85)
     def tokens() -> str:
         return tokens_page({}, {})
 
@@ -308,7 +315,7 @@ def register_pages(reg: Registry, services: WebServices) -> None:
 
     # -- audit log ---------------------------------------------------------------
 
-    @reg.add("GET", "/audit", "audit:read", "Audit log")
+    @reg.add("GET", "/audit", "audit:read", "Audit log", nav="Audit log", nav_order=90)
     def audit() -> str:
         raw = bottle.request.query.get("before") or ""
         before = int(raw) if raw.isdigit() and len(raw) < 19 else None

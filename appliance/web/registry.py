@@ -36,6 +36,9 @@ class RouteSpec:
     status: int = 200
     # Reachable while the account must still change its password (the change itself).
     while_must_change: bool = False
+    # A page in the menu: its label, and its place (lower first); None: not in the menu.
+    nav: str | None = None
+    nav_order: int = 50
 
     @property
     def openapi_path(self) -> str:
@@ -65,6 +68,8 @@ class Registry:
         response: Schema | None = None,
         status: int = 200,
         while_must_change: bool = False,
+        nav: str | None = None,
+        nav_order: int = 50,
     ) -> Callable[[Handler], Handler]:
         if permission not in ROUTE_PERMISSIONS:
             raise ValueError(f"{method} {rule}: unknown permission {permission!r}")
@@ -78,7 +83,11 @@ class Registry:
             response=response,
             status=status,
             while_must_change=while_must_change,
+            nav=nav,
+            nav_order=nav_order,
         )
+        if nav is not None and (method != "GET" or "<" in rule):
+            raise ValueError(f"{method} {rule}: only a GET page without parameters is a menu entry")
         if (method, rule) in self._specs:
             raise ValueError(f"{method} {rule}: registered twice")
 
@@ -94,3 +103,9 @@ class Registry:
 
     def specs(self) -> list[RouteSpec]:
         return list(self._specs.values())
+
+    def menu(self, may: Callable[[str], bool]) -> list[tuple[str, str]]:
+        """(path, label) of the menu pages ``may`` allows, in menu order."""
+        pages = [s for s in self._specs.values() if s.nav is not None and may(s.permission)]
+        pages.sort(key=lambda s: (s.nav_order, s.rule))
+        return [(s.rule, s.nav or "") for s in pages]
