@@ -14,6 +14,7 @@ Port roles are the demo's: FXS 1 is extension 201, FXS 2 is 202, the FXO line on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import shutil
@@ -45,6 +46,7 @@ DOMAIN: Final = "yakyak.local"
 FAR_EXTENSION: Final = "101"
 FAR_TONE_HZ: Final = 440.0  # what the desk phone sends in every call
 ROLES: Final = ({1: "201", 2: "202"}, {3: "500"})
+NO_ANSWER_S: Final = 6  # s of ringing before voicemail answers
 
 
 class ApplianceRig(SimRig):
@@ -69,6 +71,9 @@ class ApplianceRig(SimRig):
         config = Config.load(self.data).with_overrides(
             sip=f"127.0.0.1:{self.sip_port}", rtp_ports=f"{low}-{low + 199}"
         )
+        # unanswered calls go to voicemail sooner than an office would want
+        calls = dataclasses.replace(config.calls, no_answer_timeout=NO_ANSWER_S)
+        config = dataclasses.replace(config, calls=calls)
         db = open_database(config.database_path)
         try:
             directory = Directory(db, DOMAIN)
@@ -77,9 +82,10 @@ class ApplianceRig(SimRig):
             # the analog ports' extensions, and the others the demo menu transfers to
             for number in (*ROLES[0].values(), "102", "103"):
                 directory.add(number, "pw-" + format(random.getrandbits(64), "x"))
+            # 201, the analog phone on port 1, has a mailbox (its caller ID for MWI)
             # the demo menu's transfers fall back to these mailboxes
             voicemail = VoicemailStore(db, self.data / "voicemail")
-            for number in (FAR_EXTENSION, "102", "103"):
+            for number in (FAR_EXTENSION, "102", "103", "201"):
                 voicemail.create_mailbox(number, "4321")
             save_ivr(db, DEMO_IVR)
         finally:

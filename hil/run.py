@@ -21,7 +21,7 @@ from hil.report import Report, ScenarioResult
 from hil.rig import SimRig
 from hil.scenarios.analog import PREPARE, SCENARIOS
 
-SCENARIO_TIMEOUT = 30.0
+SCENARIO_TIMEOUT = 45.0
 
 
 def _call_scenarios() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,6 +38,7 @@ ALL_NAMES = [
     "far_end_hangup_releases_fxs",
     "fxo_inbound_reaches_attendant",
     "controller_reset_mid_call",
+    "fxs_voicemail_lights_stutter_dial",
 ]
 
 

@@ -14,11 +14,12 @@ import numpy.typing as npt
 
 from appliance.dsp.callerid import FskReceiver, FskStandard
 from appliance.dsp.dtmf import dtmf_symbol
-from appliance.dsp.tones import ToneKind
+from appliance.dsp.tones import ToneKind, tone_for
+from appliance.hw.port_audio import tone_present
 from appliance.lines.fxo import FxoPort, FxoState
-from appliance.lines.fxs import FxsState
+from appliance.lines.fxs import FxsPort, FxsState
 from appliance.lines.signals import FeedMode
-from hil.appliance_rig import FAR_TONE_HZ, ApplianceRig
+from hil.appliance_rig import FAR_TONE_HZ, NO_ANSWER_S, ApplianceRig
 from hil.report import ScenarioResult
 from hil.rig import RATE
 from hil.scenarios.analog import heard_tone, port_state
@@ -189,12 +190,45 @@ async def controller_reset_mid_call(rig: ApplianceRig, result: ScenarioResult) -
     rig.phone(FXS).hang_up()
 
 
+async def fxs_voicemail_lights_stutter_dial(rig: ApplianceRig, result: ScenarioResult) -> None:
+    """101 calls 201, nobody answers, 101 leaves a message: 201's analog phone then
+    hears stutter dial tone (the analog message-waiting indication)."""
+    assert rig.ports is not None
+    far = rig.far
+    port = rig.ports.ports[FXS]
+    assert isinstance(port, FxsPort)
+    assert not port.messages_waiting
+    await asyncio.to_thread(far.dial, f"sip:201@127.0.0.1:{rig.sip_port}")
+    assert await rig.until(lambda: rig.phone(FXS).ringing, 3.0), "the analog phone does not ring"
+    # no answer: voicemail takes the call after NO_ANSWER_S
+    await asyncio.to_thread(far.wait_event, "CALL_ESTABLISHED", NO_ANSWER_S + 4.0)
+    assert await rig.until(lambda: not rig.phone(FXS).ringing, 2.0), "still ringing"
+    await rig.until(lambda: False, 14.0)  # the greeting, the beep, then 440 Hz as a message
+    hung_up = time.monotonic()
+    await asyncio.to_thread(far.hangup)
+    assert await rig.until(lambda: port.messages_waiting, 5.0), "no message-waiting on port 1"
+    result.timing("hang_up_to_mwi", (time.monotonic() - hung_up) * 1000)
+    mark = len(rig.played(FXS))
+    rig.phone(FXS).lift()
+    await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)
+    await rig.until(lambda: False, 1.0)
+    heard = rig.played(FXS)[mark:]
+    freqs = tone_for(rig.spec.country, ToneKind.DIAL).frequencies_hz
+    on = [tone_present(heard[i : i + 160], freqs) for i in range(0, len(heard) - 159, 160)]
+    first = on.index(True)
+    edges = sum(1 for a, b in zip(on[first:], on[first + 1 :], strict=False) if a != b)
+    assert edges >= 4, f"steady dial tone, not stutter ({edges} breaks in {len(on)} frames)"
+    result.note(f"stutter dial tone: {edges} on/off edges in the first second")
+    rig.phone(FXS).hang_up()
+
+
 CALL_SCENARIOS: Final[dict[str, CallScenario]] = {
     "fxs_calls_sip_phone": fxs_calls_sip_phone,
     "sip_phone_rings_fxs": sip_phone_rings_fxs,
     "far_end_hangup_releases_fxs": far_end_hangup_releases_fxs,
     "fxo_inbound_reaches_attendant": fxo_inbound_reaches_attendant,
     "controller_reset_mid_call": controller_reset_mid_call,
+    "fxs_voicemail_lights_stutter_dial": fxs_voicemail_lights_stutter_dial,
 }
 CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
     "fxs_calls_sip_phone": prepare_fxs_talker,
