@@ -1,5 +1,5 @@
 """One call of an analog port as the gateway (``gateway``) keeps it: its SIP side
-(transaction, dialog, offer/answer) and where it stands for the port."""
+(transaction, dialog, offer/answer, hold) and where it stands for the port."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from appliance.sdp.negotiate import NegotiatedMedia
 from appliance.sdp.session import SessionDescription
 from appliance.sip.dialog import Dialog
 from appliance.sip.dialog_retransmit import TwoXxRetransmitter
-from appliance.sip.message import Request, Response
+from appliance.sip.message import Request
 from appliance.sip.transaction import TransactionKey
 
 
@@ -18,7 +18,8 @@ class GwCallState(Enum):
     CALLING = "calling"  # our INVITE is out, no final answer yet
     OFFERED = "offered"  # the server's INVITE is in, we have not answered it finally
     CONFIRMED = "confirmed"  # 2xx sent or received: the call is up
-    CANCELLING = "cancelling"  # the port gave up on our INVITE: CANCEL sent
+    CANCELLING = "cancelling"  # the port gave up on our INVITE: CANCEL sent (or due)
+    ENDING = "ending"  # the port is done with it; the SIP side still finishes (ACK, BYE)
     ENDED = "ended"
 
 
@@ -28,6 +29,15 @@ class Role(Enum):
     ACTIVE = "active"  # the one the user hears
     HELD = "held"  # held by the user (flash)
     WAITING = "waiting"  # offered: ringing, or signalled as call waiting
+
+
+@dataclass(eq=False, slots=True)
+class Reinvite:
+    """Our re-INVITE in flight: the offer it carries and the hold it asks for."""
+
+    key: TransactionKey
+    offer: SessionDescription
+    hold: bool
 
 
 @dataclass(eq=False, slots=True)
@@ -45,14 +55,19 @@ class GwCall:
     media: NegotiatedMedia | None = None
     dialog: Dialog | None = None
     auth_tries: int = 0
-    held_by_us: bool = False
-    retransmit: TwoXxRetransmitter | None = None
-    final: Response | None = None  # our 2xx to the server's INVITE, once sent
-    reinvite_key: TransactionKey | None = None
-    reinvite: Request | None = None
-    pending_hold: bool | None = None  # a hold/resume to send once the re-INVITE in flight ends
-    early_media: bool = False
     heard: bool = False  # a provisional response came: a CANCEL may be sent (§9.1)
+    early_media: bool = False
+    # Hold, from our side: what the user wants now, and what the far end has agreed to.
+    # They differ while a re-INVITE is in flight or waiting to be retried (§14.1).
+    hold_wanted: bool = False
+    held_by_us: bool = False
+    reinvite: Reinvite | None = None
+    retry_at: float | None = None  # a re-INVITE refused with 491, to send again then
+    # Our 2xx to the server's INVITE or re-INVITE, resent until its ACK (§13.3.1.4).
+    retransmit: TwoXxRetransmitter | None = None
+    retransmit_key: TransactionKey | None = None
+    offer_in_ack: bool = False  # our 2xx carried an offer: the ACK brings the answer
+    bye_after_ack: bool = False  # hung up before the ACK came: BYE once it does (§15)
 
     @property
     def up(self) -> bool:

@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Final
+from urllib.parse import unquote
 
 from appliance.pbx.addressing import binding_target, our_contact
 from appliance.pbx.app_events import (
@@ -563,7 +564,8 @@ class B2bua:
     ) -> None:
         if key in self._by_server_key:
             return  # already ours (the layer absorbs retransmissions; belt and braces)
-        callee = request.uri.user or ""
+        # a '#' (feature codes like *21#) arrives escaped as %23 (RFC 3261 §25.1)
+        callee = unquote(request.uri.user or "")
         offer = sdp_of(request)  # None: a delayed offer, answered in the ACK
         expires = session_expires(request)
         if expires is not None and expires.interval < self.config.min_se:

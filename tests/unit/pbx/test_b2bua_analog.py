@@ -120,3 +120,13 @@ def test_extensions_are_not_routed_to_the_gateway() -> None:
     r.invite("102")
     assert r.requests(BOB1, "INVITE")
     assert not r.requests(GW, "INVITE")
+
+
+def test_an_escaped_hash_is_dialled_as_a_hash_and_escaped_again_to_the_line() -> None:
+    """A phone (or our gateway) sends '#' as %23 (RFC 3261 §25.1): the dialplan sees
+    '9*67#5', and the line's INVITE carries it escaped, which the gateway undoes."""
+    r = rig()
+    r.invite("9*67%235")
+    (b_invite,) = r.requests(GW, "INVITE")
+    assert b_invite.uri.user == "9*67%235"
+    assert b_invite.uri.param("line") == "3"
