@@ -30,7 +30,7 @@ from appliance.lines.controller_link import (
 )
 from appliance.lines.digit_collector import CompletionRule
 from appliance.lines.fxo import FxoPort
-from appliance.lines.fxs import FxsConfig, FxsPort, ring_cadence
+from appliance.lines.fxs import FxsConfig, FxsPort, FxsState, ring_cadence
 from appliance.lines.port_actions import (
     AnswerIncoming,
     CallAction,
@@ -42,6 +42,7 @@ from appliance.lines.port_actions import (
     DialOut,
     DisconnectAudio,
     IncomingCallOffer,
+    OfferCancelled,
     PlayTone,
     PortAction,
     PortInput,
@@ -174,7 +175,19 @@ class AnalogPorts:
         elif isinstance(item, LinkDown):
             self.link_up = False
             self._schedule_reopen()
+            self._link_lost()
         log.info("line controller: %s", item)
+
+    def _link_lost(self) -> None:
+        """Nothing reaches the lines while the controller is unreachable: their calls are
+        over (cause 41, as for a reset) and a call ringing a phone is refused, rather than
+        left up with nobody able to hear or hang up. The STATUS after the link returns
+        tells the ports their hook state anew."""
+        for number, port in self.ports.items():
+            self._feed(number, ControllerReset())
+            if isinstance(port, FxsPort) and port.state is FxsState.RINGING:
+                self._feed(number, OfferCancelled())
+                self._on_call(number, RejectOffer(Cause.TEMPORARY_FAILURE))
 
     def _schedule_reopen(self) -> None:
         if self.serial.is_open or self._reopen is not None:

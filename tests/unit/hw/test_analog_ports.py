@@ -166,3 +166,39 @@ def test_while_the_controller_is_unreachable_calls_are_refused_then_served_again
             pty.close()
 
     asyncio.run(scenario())
+
+
+def test_losing_the_controller_mid_call_releases_the_call() -> None:
+    """A hung controller: the call on port 1 is hung up (cause 41) and the call ringing
+    port 2 is refused, instead of both staying up where nobody can hear or hang up."""
+    actions: list[tuple[int, CallAction]] = []
+
+    def call_control(ports: AnalogPorts, port: int, action: CallAction) -> None:
+        actions.append((port, action))
+
+    async def scenario() -> None:
+        quick = LinkConfig(ack_timeout=0.1, retries=1, retry_interval=0.3, keepalive=0.3)
+        pcms = {1: MemoryPcm(), 2: MemoryPcm(), 3: MemoryPcm()}
+        ports, sim, pty = await run_ports(pcms, call_control, quick)
+        try:
+            ports.offer(1, IncomingCallOffer("2001", "ALICE"))
+            assert await until(lambda: sim.phone(1).ringing)
+            sim.phone(1).lift()
+            talking = ports.ports[1]
+            assert isinstance(talking, FxsPort)
+            assert await until(lambda: talking.state is FxsState.TALKING)
+            ports.offer(2, IncomingCallOffer("2002", "BOB"))
+            assert await until(lambda: sim.phone(2).ringing)
+            actions.clear()
+            sim.silent = True
+            assert await until(lambda: not ports.link_up, 5.0)
+            assert (1, HangUpCall(Cause.TEMPORARY_FAILURE)) in actions
+            assert (2, RejectOffer(Cause.TEMPORARY_FAILURE)) in actions
+            ringing = ports.ports[2]
+            assert isinstance(ringing, FxsPort)
+            assert ringing.state is FxsState.IDLE
+        finally:
+            ports.close()
+            pty.close()
+
+    asyncio.run(scenario())
