@@ -29,6 +29,8 @@ from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import Config
 from appliance.hw.board_loader import load_board
 from appliance.hw.board_spec import BoardError, BoardSpec, check_devices
+from appliance.hw.front_panel import FrontPanel, PanelInputs
+from appliance.hw.gpio import GpioError, open_lines
 from appliance.lines.digit_collector import dialplan_completion
 from appliance.lines.signals import PortType
 from appliance.media.engine import UdpMediaEngine
@@ -56,6 +58,7 @@ from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.settings import get_setting, set_setting
+from appliance.system.admin_reset import reset_admin_password
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier
 from appliance.web.live import CallView, LiveSnapshot, RegistrationView
@@ -88,6 +91,7 @@ class Appliance:
         self.loop = loop
         self.board = board
         self.analog: AnalogService | None = None
+        self.panel: FrontPanel | None = None
         self._trunk: Account | None = None
         if board is not None and board.ports and config.board.analog:
             trunk_password = secrets.token_hex(16)
@@ -260,7 +264,41 @@ class Appliance:
         self._tasks.append(self.loop.create_task(self._housekeeping()))
         if self._trunk is not None:
             await self._start_analog()
+        self._start_panel()
         return [str(listener) for listener in self.sip.listeners]
+
+    def _start_panel(self) -> None:
+        board = self.board
+        if board is None or not (board.leds or board.reset_button):
+            return
+        button = [board.reset_button.gpio] if board.reset_button is not None else []
+        try:
+            lines = open_lines([led.gpio for led in board.leds], button)
+        except GpioError as exc:
+            log.error("front panel not started: %s", exc)
+            return
+        self.panel = FrontPanel(self.loop, board, lines, self._panel_inputs, self._reset_admin)
+        self.panel.start()
+
+    def _panel_inputs(self) -> PanelInputs:
+        analog = self.analog
+        ports = analog.ports if analog is not None else None
+        in_use = ports is not None and any(
+            port.state.value != "idle" for port in ports.ports.values()
+        )
+        return PanelInputs(
+            running=True,
+            controller_up=ports.link_up if ports is not None else None,
+            lines_in_use=in_use,
+        )
+
+    def _reset_admin(self) -> None:
+        try:
+            path = reset_admin_password(self.db, self.config.data_dir)
+        except (OSError, StoreError, peewee.PeeweeException) as exc:
+            log.error("reset button: the admin password could not be reset: %s", exc)
+            return
+        log.warning("reset button: new web UI password for admin written to %s", path)
 
     async def _start_analog(self) -> None:
         """The board's ports as user agents of our own SIP service, over loopback."""
@@ -303,6 +341,8 @@ class Appliance:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # Calls in progress are hung up (BYE/CANCEL to both phones, a CDR each) while
         # the sockets are still open; one loop turn lets the datagrams leave.
+        if self.panel is not None:
+            self.panel.close()
         if self.analog is not None:
             self.analog.close()
         self.sip.hang_up_all()

@@ -41,8 +41,9 @@ from appliance.store.permissions import ADMINISTRATOR
 from appliance.store.registrations import count_active
 from appliance.store.users import Accounts
 from appliance.store.voicemail import VoicemailStore
+from appliance.system import admin_reset
 
-ADMIN_USERNAME: Final = "admin"
+ADMIN_USERNAME: Final = admin_reset.ADMIN_USERNAME
 DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
     ("101", "Alice"),
     ("102", "Bob"),

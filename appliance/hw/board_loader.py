@@ -55,7 +55,8 @@ from appliance.lines.signals import PortType
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _DEV_PATH: Final = re.compile(r"/dev/[A-Za-z0-9_./-]{1,100}")
-_GPIO_CHIP: Final = re.compile(r"gpiochip[0-9]{1,3}")
+# "sim": lines the sim board keeps in memory (appliance.hw.gpio)
+_GPIO_CHIP: Final = re.compile(r"gpiochip[0-9]{1,3}|sim")
 _PLACEHOLDER: Final = re.compile(r"\{[^}]*\}")
 
 
@@ -321,7 +322,7 @@ def _gpio(table: _Table, key: str, required: bool = False) -> GpioSpec | None:
         return None
     chip = sub.text("chip", max_len=12)
     if not _GPIO_CHIP.fullmatch(chip):
-        sub.fail("chip", f"must name a GPIO chip like 'gpiochip0', got {chip!r}")
+        sub.fail("chip", f"must name a GPIO chip like 'gpiochip0' (or 'sim'), got {chip!r}")
     line = sub.integer("line", 0, 1023)
     active_low = sub.flag("active_low", False)
     sub.close()

@@ -71,7 +71,10 @@ def test_bbb_and_sim_details() -> None:
     assert load_board("bbb", BOARDS).controller.device == "/dev/ttyS1"
     sim = load_board("sim", BOARDS)
     assert sim.controller.is_pty
-    assert sim.watchdog is None and sim.reset_button is None and sim.leds == ()
+    assert sim.watchdog is None
+    # the panel as on the real boards, on the in-memory chip
+    assert sim.reset_button is not None and sim.reset_button.gpio.chip == "sim"
+    assert [(led.name, led.gpio.chip) for led in sim.leds] == [("status", "sim"), ("line", "sim")]
     assert "pcm.yakyak_sim" in sim.alsa_config
     assert sim.port(3).audio.resolve(Path("/run/x")) == (
         "yakyak_sim:OUT='/run/x/fxo3.out',IN='/run/x/fxo3.in'"
@@ -214,7 +217,7 @@ CASES = [
         '{ chip = "gpiochip0", line = 17, active_low = true }',
         '{ chip = "gpio0", line = 17, active_low = true }',
         "controller.reset_gpio.chip",
-        "must name a GPIO chip like 'gpiochip0', got 'gpio0'",
+        "must name a GPIO chip like 'gpiochip0' (or 'sim'), got 'gpio0'",
     ),
     (
         '{ chip = "gpiochip0", line = 22 }',
