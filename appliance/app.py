@@ -31,7 +31,7 @@ from appliance.hw.board_loader import load_board
 from appliance.hw.board_spec import BoardError, BoardSpec, check_devices
 from appliance.hw.front_panel import FrontPanel, PanelInputs
 from appliance.hw.gpio import GpioError, open_lines
-from appliance.lines.digit_collector import dialplan_completion
+from appliance.lines.digit_collector import Completion, CompletionRule, dialplan_completion
 from appliance.lines.signals import PortType
 from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
@@ -57,10 +57,12 @@ from appliance.store.db import open_database
 from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
+from appliance.store.routes import build_dialplan
 from appliance.store.settings import get_setting, set_setting
 from appliance.system.admin_reset import reset_admin_password
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier
+from appliance.system.restore import discard_previous_state
 from appliance.web.live import CallView, LiveSnapshot, RegistrationView
 from appliance.web.server import WebServer, start_web
 
@@ -179,7 +181,7 @@ class Appliance:
                 voicemail_any=vm.any_code,
                 music_on_hold=vm.music_on_hold,
             ),
-            dialplan=Dialplan(config.dialplan.routes),
+            dialplan=build_dialplan(config.dialplan.routes, self.db),
             wall_clock=self.wall,
             apps=self.apps,
         )
@@ -324,7 +326,7 @@ class Appliance:
                 )
         vm = self.config.voicemail
         dialable = _Dialable(self.auth, (vm.own_code, vm.any_code))
-        completion = dialplan_completion(Dialplan(self.config.dialplan.routes), dialable)
+        completion = _FollowDialplan(self.calls, dialable)
         rng = random.Random(secrets.randbits(64))
         run_dir = self.config.data_dir / "run" / "board"
         self.analog = AnalogService(self.loop, board, run_dir, completion, rng)
@@ -453,6 +455,7 @@ class Appliance:
                     self.auth.accounts = self._load_accounts()
                     self.guard.restore(self._load_lockouts())
                     self.apps.reload()
+                    self.calls.dialplan = build_dialplan(self.config.dialplan.routes, self.db)
                     for change in self.registrar.drop_aors(self.auth.accounts):
                         self._persist(Persist(change))
                     log.info("directory or lockouts changed: reloaded")
@@ -518,6 +521,23 @@ class LoopSnapshot:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError("the PBX did not answer within the time allowed") from None
+
+
+class _FollowDialplan:
+    """The analog ports' digit completion for the dialplan the B2BUA routes with now: a
+    route added in the web UI completes at once, not only after a restart."""
+
+    def __init__(self, calls: B2bua, dialable: Collection[str]) -> None:
+        self._calls = calls
+        self._dialable = dialable
+        self._plan: Dialplan | None = None
+        self._rule: CompletionRule | None = None
+
+    def __call__(self, number: str) -> Completion:
+        plan = self._calls.dialplan
+        if plan is not self._plan or self._rule is None:
+            self._plan, self._rule = plan, dialplan_completion(plan, self._dialable)
+        return self._rule(number)
 
 
 class _LiveHa1(Mapping[str, str]):
@@ -607,17 +627,20 @@ def _raise_open_files() -> None:
             log.warning("open files stay limited to %d: %s", soft, exc)
 
 
-def serve(config: Config) -> int:
-    """Run until SIGTERM or SIGINT; 0 after a clean shutdown."""
+def serve(config: Config, restored: str | None = None) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean shutdown. ``restored``: what the
+    restore applied just before said (cli.cmd_serve applies it before the config is read)."""
     setup_logging(config.general.log_level)
+    if restored is not None:
+        log.warning("%s", restored)
     _raise_open_files()
     started = time.monotonic()
     # uvloop: libuv's event loop moves datagrams several times faster than asyncio's
     # own selector loop, and the SIP front is per-datagram work.
-    return uvloop.run(_run(config, started))
+    return uvloop.run(_run(config, started, restored is not None))
 
 
-async def _run(config: Config, started: float) -> int:
+async def _run(config: Config, started: float, restored: bool = False) -> int:
     try:
         board = load_board(config.board.name)
     except BoardError as exc:
@@ -689,6 +712,8 @@ async def _run(config: Config, started: float) -> int:
     )
     log.info("ready in %.2f s (pid %d): %s", time.monotonic() - started, os.getpid(), summary)
     appliance.notifier.ready(summary)
+    if restored:
+        discard_previous_state(config.data_dir)  # the restored state runs: the old can go
     await stop.wait()
     log.info("stopping")
     appliance.notifier.stopping()

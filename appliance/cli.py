@@ -42,6 +42,7 @@ from appliance.store.registrations import count_active
 from appliance.store.users import Accounts
 from appliance.store.voicemail import VoicemailStore
 from appliance.system import admin_reset
+from appliance.system.restore import apply_pending_restore
 
 ADMIN_USERNAME: Final = admin_reset.ADMIN_USERNAME
 DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
@@ -157,6 +158,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # A restore staged from the web UI goes in place first: before the configuration is
+    # read and the database opened, so both come from the backup.
+    try:
+        restored = apply_pending_restore(args.data)
+    except OSError as exc:
+        err(f"cannot apply the restore waiting in {args.data}: {exc}")
+        return 1
     config = Config.load(args.data).with_overrides(
         sip=args.sip, http=args.http, board=args.board, rtp_ports=args.rtp_ports
     )
@@ -164,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # which the management commands never need.
     from appliance import app
 
-    status: int = app.serve(config)
+    status: int = app.serve(config, restored)
     return status
 
 

@@ -427,3 +427,75 @@ def stats_per_hour(db: peewee.SqliteDatabase, since: float, until: float) -> lis
     ).fetchall()
     found = {int(hour): (int(calls), int(answered)) for hour, calls, answered in rows}
     return [HourStats(float(hour * 3600), *found.get(hour, (0, 0))) for hour in range(first, last)]
+
+
+# -- the call log's search (web page and API) -------------------------------------------
+
+MAX_SEARCH: Final = 64  # characters of a search term
+
+
+@dataclass(frozen=True, slots=True)
+class CdrSearch:
+    """What the call log shows; every field optional.
+
+    `party` scopes the log to one extension (a user sees only calls it made or took);
+    `search` is a part of the caller's or callee's number, or of the caller's name.
+    """
+
+    since: float | None = None  # inclusive, on start_at
+    until: float | None = None  # exclusive, on start_at
+    search: str | None = None
+    disposition: Disposition | None = None
+    party: str | None = None  # caller or callee, exactly
+
+    def __post_init__(self) -> None:
+        if self.search is not None:
+            _check_text("search", self.search, MAX_SEARCH)
+
+
+def _searched(f: CdrSearch) -> peewee.ModelSelect:
+    query = _filtered(f.since, f.until, f.party, f.disposition)
+    if f.search:
+        # instr, not LIKE: no wildcard in the term to escape ("%" and "_" are literal).
+        term = f.search
+        query = query.where(
+            (peewee.fn.instr(Cdr.caller, term) > 0)
+            | (peewee.fn.instr(Cdr.callee, term) > 0)
+            | (peewee.fn.instr(peewee.fn.lower(Cdr.caller_name), term.lower()) > 0)
+        )
+    return query
+
+
+def search_cdrs(
+    db: peewee.SqliteDatabase, f: CdrSearch, *, limit: int = 50, offset: int = 0
+) -> list[CdrRecord]:
+    """One page of the searched call log, newest call first."""
+    if not 1 <= limit <= MAX_QUERY_LIMIT:
+        raise StoreError(f"limit must be between 1 and {MAX_QUERY_LIMIT}, not {limit}")
+    if offset < 0:
+        raise StoreError(f"offset must be >= 0, not {offset}")
+    query = _searched(f).limit(limit).offset(offset)
+    return [_record(row) for row in query.tuples().execute(db)]
+
+
+def count_cdrs(db: peewee.SqliteDatabase, f: CdrSearch) -> int:
+    """How many calls the search matches (for "page 2 of 7")."""
+    count: int = _searched(f).order_by().count(db)
+    return count
+
+
+def export_search_csv(
+    db: peewee.SqliteDatabase,
+    stream: TextIO,
+    f: CdrSearch,
+    *,
+    neutralize_formulas: bool = True,
+) -> int:
+    """`export_csv` of a search: header row first, newest call first; the rows written."""
+    writer = csv.writer(stream, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(COLUMNS)
+    count = 0
+    for row in _searched(f).tuples().execute(db).iterator():
+        writer.writerow([_csv_cell(value, neutralize_formulas) for value in row])
+        count += 1
+    return count

@@ -228,6 +228,15 @@ class Directory:
             SipCredential.delete().where(SipCredential.extension == row.id).execute(self._db)
             self._store_hashes(row.id, number, password)
 
+    def set_details(self, number: str, name: str | None, email: str | None) -> ExtensionInfo:
+        """Replace the display name and e-mail address ("" or None clears them)."""
+        name, email = check_name(name), check_email(email)
+        with self._db.atomic():
+            row = self._row(number)
+            query = Extension.update(name=name, email=email).where(Extension.id == row.id)
+            query.execute(self._db)
+        return self.get(number)
+
     def set_enabled(self, number: str, enabled: bool) -> None:
         with self._db.atomic():
             row = self._row(number)

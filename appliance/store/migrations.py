@@ -331,6 +331,34 @@ def v7_web(db: peewee.SqliteDatabase) -> None:
     sync_system_roles(db)
 
 
+# Dialplan routes edited from the web (issue 7), after those of yakyak.toml. "target"
+# is the route's target table as JSON, in the form `appliance.pbx.dialplan.parse_route`
+# reads, so the one parser checks TOML and stored routes alike. "pattern_key" is the
+# pattern as the Dialplan compares patterns (letters of a "_" pattern upper-cased): its
+# unique index stops two writers from both adding a route that could never match.
+_V8_ROUTES: Final[tuple[str, ...]] = (
+    """CREATE TABLE "dialplan_route" (
+        "id" INTEGER NOT NULL PRIMARY KEY,
+        "name" TEXT NOT NULL,
+        "pattern" TEXT NOT NULL,
+        "pattern_key" TEXT NOT NULL,
+        "target" TEXT NOT NULL,
+        "created_at" REAL NOT NULL,
+        "updated_at" REAL NOT NULL
+    )""",
+    'CREATE UNIQUE INDEX "dialplan_route_name" ON "dialplan_route" ("name")',
+    'CREATE UNIQUE INDEX "dialplan_route_pattern_key" ON "dialplan_route" ("pattern_key")',
+)
+
+
+def v8_dialplan_routes(db: peewee.SqliteDatabase) -> None:
+    """Table `dialplan_route`. Its changes bump `revision.directory`, so the running
+    server rebuilds its dialplan when the web changes a route."""
+    for statement in _V8_ROUTES:
+        db.execute_sql(statement)
+    _revision_triggers(db, ("dialplan_route",))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     v1_initial,
     v2_registration_details,
@@ -339,6 +367,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     v5_cdr,
     v6_voicemail,
     v7_web,
+    v8_dialplan_routes,
 )
 CURRENT_VERSION: Final = len(MIGRATIONS)
 

@@ -208,6 +208,17 @@ class AuditEntry(BaseModel):
     detail = peewee.TextField(default="")
 
 
+class DialplanRoute(BaseModel):
+    """A dialplan route added from the web; see `appliance.store.routes`."""
+
+    name = peewee.TextField(unique=True)
+    pattern = peewee.TextField()  # as typed: "_1XX", "0800123"
+    pattern_key = peewee.TextField(unique=True)  # as the Dialplan compares patterns
+    target = peewee.TextField()  # JSON: the target table parse_route reads
+    created_at = peewee.FloatField()  # Unix time; routes tie-break in this order
+    updated_at = peewee.FloatField()
+
+
 MODELS: Final[tuple[type[BaseModel], ...]] = (
     Extension,
     SipCredential,
@@ -224,4 +235,5 @@ MODELS: Final[tuple[type[BaseModel], ...]] = (
     WebSession,
     ApiToken,
     AuditEntry,
+    DialplanRoute,
 )

@@ -21,6 +21,12 @@ _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_DESCRIPTION: Final = 200
 
 
+def _check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION or not description.isprintable():
+        raise StoreError(f"bad role description: at most {MAX_DESCRIPTION} characters")
+    return description
+
+
 @dataclass(frozen=True, slots=True)
 class UserInfo:
     username: str
@@ -131,6 +137,28 @@ class Accounts:
         if query.execute(self._db) == 0:
             raise NotFoundError(f"no user {username!r}")
 
+    def set_user_role(self, username: str, role: str) -> UserInfo:
+        with self._db.atomic():
+            role_row = self._role(role)
+            query = User.update(role=role_row.id).where(User.username == username)
+            if query.execute(self._db) == 0:
+                raise NotFoundError(f"no user {username!r}")
+        return self.get_user(username)
+
+    def set_user_extension(self, username: str, extension: str | None) -> UserInfo:
+        """Tie the account to an extension (what a `_own` permission reaches), or untie it."""
+        with self._db.atomic():
+            ext_id = None
+            if extension is not None:
+                ext = Extension.select().where(Extension.number == extension).first(self._db)
+                if ext is None:
+                    raise NotFoundError(f"no extension {extension}")
+                ext_id = ext.id
+            query = User.update(extension=ext_id).where(User.username == username)
+            if query.execute(self._db) == 0:
+                raise NotFoundError(f"no user {username!r}")
+        return self.get_user(username)
+
     def delete_user(self, username: str) -> None:
         if User.delete().where(User.username == username).execute(self._db) == 0:
             raise NotFoundError(f"no user {username!r}")
@@ -167,8 +195,7 @@ class Accounts:
             raise StoreError(
                 f"bad role name {name!r}: a lower-case letter, then up to 31 of a-z 0-9 _ -"
             )
-        if len(description) > MAX_DESCRIPTION or not description.isprintable():
-            raise StoreError(f"bad role description: at most {MAX_DESCRIPTION} characters")
+        _check_description(description)
         granted = check_permissions(permissions)
         with self._db.atomic():
             if Role.select().where(Role.name == name).first(self._db) is not None:
@@ -179,6 +206,23 @@ class Accounts:
             if granted:
                 RolePermission.insert_many(
                     [{"role": role_id, "permission": p} for p in granted]
+                ).execute(self._db)
+        return self.get_role(name)
+
+    def update_role(self, name: str, description: str, permissions: Iterable[str]) -> RoleInfo:
+        """Replace a custom role's description and permissions; system roles are fixed
+        (migrations seed them and a test holds them to `SYSTEM_ROLES`)."""
+        _check_description(description)
+        granted = check_permissions(permissions)
+        with self._db.atomic():
+            row = self._role(name)
+            if row.is_system:
+                raise StoreError(f"role {name!r} is a system role and cannot be changed")
+            Role.update(description=description).where(Role.id == row.id).execute(self._db)
+            RolePermission.delete().where(RolePermission.role == row.id).execute(self._db)
+            if granted:
+                RolePermission.insert_many(
+                    [{"role": row.id, "permission": p} for p in granted]
                 ).execute(self._db)
         return self.get_role(name)
 

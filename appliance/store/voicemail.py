@@ -167,6 +167,17 @@ def wav_seconds(path: Path) -> float | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxSummary:
+    """One mailbox in a list: whose it is and how many messages it holds."""
+
+    number: str
+    name: str | None
+    enabled: bool
+    new: int
+    old: int  # read and saved
+
+
 class VoicemailStore:
     """Mailboxes of one database and their files under one root folder.
 
@@ -312,6 +323,66 @@ class VoicemailStore:
         if box is None or not box.enabled or box.email is None:
             return None
         return EmailTarget(box.email, bool(box.email_attach), box.timezone)
+
+    def mailboxes(self) -> list[MailboxSummary]:
+        """Every mailbox, disabled ones included, with its live message counts; by number."""
+        counts: dict[int, dict[str, int]] = {}
+        query = (
+            VoicemailMessage.select(
+                VoicemailMessage.mailbox,
+                VoicemailMessage.status,
+                peewee.fn.COUNT(VoicemailMessage.id),
+            )
+            .where(VoicemailMessage.status != _DELETED)
+            .group_by(VoicemailMessage.mailbox, VoicemailMessage.status)
+            .tuples()
+        )
+        for box_id, status, count in query.execute(self._db):
+            counts.setdefault(box_id, {})[status] = count
+        boxes = (
+            Mailbox.select(Mailbox.id, Mailbox.enabled, Extension.number, Extension.name)
+            .join(Extension)
+            .tuples()
+        )
+        found = []
+        for box_id, enabled, number, name in boxes.execute(self._db):
+            by_status = counts.get(box_id, {})
+            new = by_status.get(MessageStatus.NEW.value, 0)
+            found.append(
+                MailboxSummary(number, name, bool(enabled), new, sum(by_status.values()) - new)
+            )
+        return sorted(found, key=lambda b: (len(b.number), b.number))
+
+    def live_messages(self, number: str) -> list[MessageInfo] | None:
+        """The live messages of `number`'s mailbox, enabled or not, newest first;
+        None when `number` has no mailbox."""
+        box = self._mailbox(number)
+        if box is None:
+            return None
+        rows = (
+            VoicemailMessage.select()
+            .where((VoicemailMessage.mailbox == box.id) & (VoicemailMessage.status != _DELETED))
+            .order_by(VoicemailMessage.received_at.desc(), VoicemailMessage.id.desc())
+        )
+        return [self._info(row) for row in rows.execute(self._db)]
+
+    def message_in_file(self, number: str, name: str) -> MessageInfo | None:
+        """The live message of `number`'s mailbox whose audio is the file `name` in the
+        box's folder; None for anything else, a name that is no message file included."""
+        if not _BOX_NAME.fullmatch(number) or not _MESSAGE_NAME.fullmatch(name):
+            return None
+        row: VoicemailMessage | None = (
+            VoicemailMessage.select(VoicemailMessage)
+            .join(Mailbox)
+            .join(Extension)
+            .where(
+                (VoicemailMessage.filename == f"{number}/{name}")
+                & (Extension.number == number)
+                & (VoicemailMessage.status != _DELETED)
+            )
+            .first(self._db)
+        )
+        return None if row is None else self._info(row)
 
     # -- PIN -----------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
-"""REST API routes (JSON): the signed-in account, API tokens, audit log, users, roles
-and extensions. Each route parses, calls a store service, and returns a dict.
+"""REST API routes (JSON): the signed-in account, API tokens, audit log, users, roles,
+extensions and their bulk import. Each route parses, calls a store service, and
+returns a dict.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
+import json
 from typing import Final
 
 import bottle
@@ -20,16 +21,74 @@ from appliance.store.extensions import (
     check_number,
     check_password,
 )
+from appliance.store.importer import MAX_BYTES, Format, ImportIssue, ImportReport
 from appliance.store.permissions import check_permissions
 from appliance.store.users import RoleInfo, UserInfo
 from appliance.web import schemas
 from appliance.web.audit_trail import change
 from appliance.web.auth import Principal, current
+from appliance.web.grants import lacking, role_lacking
+from appliance.web.import_pages import run_import
 from appliance.web.jsonio import Fields, read_object
-from appliance.web.registry import SIGNED_IN, Registry
+from appliance.web.provisioning import generate_password
+from appliance.web.registry import SIGNED_IN, Registry, Schema
 from appliance.web.services import WebServices
 
-GENERATED_PASSWORD_BYTES: Final = 12  # 16 characters of base64url
+# Bodies of the changes below; kept here, next to the routes that read them.
+EXTENSION_CHANGE: Final = schemas.obj(
+    {
+        "name": schemas.NULLABLE_STRING,
+        "email": schemas.NULLABLE_STRING,
+        "enabled": {"type": "boolean"},
+    },
+    required=(),
+)
+USER_CHANGE: Final = schemas.obj(
+    {"role": {"type": "string"}, "extension": schemas.NULLABLE_STRING}, required=()
+)
+ROLE_CHANGE: Final = schemas.obj(
+    {
+        "description": {"type": "string"},
+        "permissions": {"type": "array", "items": {"type": "string"}},
+    },
+    required=(),
+)
+_IMPORT_ROW: Final[Schema] = {
+    "type": "object",
+    "properties": {
+        "number": {"type": ["string", "integer"]},
+        "password": {"type": "string"},
+        "name": schemas.NULLABLE_STRING,
+        "email": schemas.NULLABLE_STRING,
+    },
+}
+IMPORT_REQUEST: Final[Schema] = {
+    "description": (
+        'The file itself: a JSON list of extensions or {"extensions": [...]}, or CSV '
+        "sent as text/csv with a header row number,password[,name][,email]. A password "
+        "is required on every row."
+    ),
+    "oneOf": [
+        {"type": "array", "items": _IMPORT_ROW},
+        schemas.obj({"extensions": {"type": "array", "items": _IMPORT_ROW}}),
+    ],
+}
+IMPORT_ISSUE: Final = schemas.obj(
+    {
+        "reason": {"type": "string"},
+        "line": {"type": ["integer", "null"], "description": "CSV: physical line, from 1"},
+        "index": {"type": ["integer", "null"], "description": "JSON: index in the list, from 0"},
+        "number": schemas.NULLABLE_STRING,
+    }
+)
+IMPORT_REPORT: Final = schemas.obj(
+    {
+        "imported": {"type": "array", "items": {"type": "string"}},
+        "issues": {"type": "array", "items": IMPORT_ISSUE},
+        "partial": {"type": "boolean"},
+    }
+)
+IMPORT_FORMATS: Final = {"text/csv": Format.CSV, "application/json": Format.JSON}
 
 
 def token_dict(info: TokenInfo) -> dict[str, object]:
@@ -72,10 +131,45 @@ def _int_query(name: str, default: int | None, low: int, high: int) -> int | Non
     return int(raw)
 
 
+def issue_key(issue: ImportIssue) -> str:
+    if issue.line is not None:
+        return f"line {issue.line}"
+    return "file" if issue.index is None else f"index {issue.index}"
+
+
+def report_dict(report: ImportReport, partial: bool) -> dict[str, object]:
+    return {
+        "imported": list(report.imported),
+        "issues": [dataclasses.asdict(i) for i in report.issues],
+        "partial": partial,
+    }
+
+
+def refused_import(report: ImportReport) -> bottle.HTTPResponse:
+    """Nothing written: 400 in the one error shape, each bad row under its place."""
+    fields: dict[str, str] = {}
+    for issue in report.issues:
+        where = issue_key(issue)
+        reason = f"extension {issue.number}: {issue.reason}" if issue.number else issue.reason
+        fields[where] = f"{fields[where]}; {reason}" if where in fields else reason
+    what = "the file is unusable" if report.fatal else f"{len(report.issues)} bad row(s)"
+    body = json.dumps({"error": f"nothing imported: {what}", "fields": fields})
+    return bottle.HTTPResponse(body, 400, headers={"Content-Type": "application/json"})
+
+
+def _read_upload() -> tuple[bytes, Format]:
+    content_type = (bottle.request.content_type or "").split(";")[0].strip().lower()
+    fmt = IMPORT_FORMATS.get(content_type)
+    if fmt is None:
+        raise bottle.HTTPError(415, "send the file as text/csv or application/json")
+    if bottle.request.content_length > MAX_BYTES:
+        raise bottle.HTTPError(413, f"file larger than {MAX_BYTES} bytes")
+    return bottle.request.body.read(MAX_BYTES + 1), fmt
+
+
 def _may_grant(principal: Principal, services: WebServices, role: str) -> None:
     """Nobody hands out a role stronger than their own: no escalation by user:write."""
-    permissions = services.accounts.get_role(role).permissions
-    missing = sorted(p for p in permissions if not principal.may(p))
+    missing = role_lacking(principal, services.accounts, role)
     if missing:
         raise bottle.HTTPError(403, f"role {role!r} has permissions you lack: {', '.join(missing)}")
 
@@ -199,6 +293,45 @@ def register_api(reg: Registry, services: WebServices) -> None:
         return user_dict(info)
 
     @reg.add(
+        "PATCH",
+        "/api/users/<username>",
+        "user:write",
+        "Change a web account's role or extension (null unties the extension)",
+        request=USER_CHANGE,
+        response=schemas.USER,
+    )
+    def change_user(username: str) -> dict[str, object]:
+        data = read_object()
+        fields = Fields(data, ("role", "extension"))
+        role = fields.text("role", required=False, max_length=32)
+        extension = fields.text("extension", required=False, max_length=15)
+        fields.check("extension", extension, check_number)
+        if role is not None and role not in {r.name for r in accounts.list_roles()}:
+            fields.errors["role"] = f"no role {role!r}"
+        if extension is not None and "extension" not in fields.errors:
+            if not directory.existing([extension]):
+                fields.errors["extension"] = f"no extension {extension}"
+        fields.done()
+        principal = current()
+        old = accounts.get_user(username)
+        _may_grant(principal, services, old.role)
+        new_role = old.role if role is None else role
+        new_extension = extension if "extension" in data else old.extension
+        if new_role != old.role:
+            if username == principal.username:
+                raise bottle.HTTPError(400, "you cannot change your own role")
+            _may_grant(principal, services, new_role)
+        if (new_role, new_extension) == (old.role, old.extension):
+            return user_dict(old)  # nothing to change, nothing to record
+        detail = f"role {new_role}, extension {new_extension or 'none'}"
+        with change(services, "user.change", username, detail):
+            if new_role != old.role:
+                accounts.set_user_role(username, new_role)
+            if new_extension != old.extension:
+                accounts.set_user_extension(username, new_extension)
+        return user_dict(accounts.get_user(username))
+
+    @reg.add(
         "POST",
         "/api/users/<username>/password",
         "user:write",
@@ -262,13 +395,42 @@ def register_api(reg: Registry, services: WebServices) -> None:
         fields.check("permissions", permissions, check_permissions)
         fields.done()
         assert name is not None
-        principal = current()
-        missing = sorted(p for p in set(permissions) if not principal.may(p))
+        missing = lacking(current(), permissions)
         if missing:
             raise bottle.HTTPError(403, f"you cannot grant what you lack: {', '.join(missing)}")
         with change(services, "role.create", name, ",".join(sorted(set(permissions)))):
             info = accounts.create_role(name, description, permissions)
         created()
+        return role_dict(info)
+
+    @reg.add(
+        "PATCH",
+        "/api/roles/<name>",
+        "role:write",
+        "Change a custom role's description or permissions (system roles are fixed)",
+        request=ROLE_CHANGE,
+        response=schemas.ROLE,
+    )
+    def change_role(name: str) -> dict[str, object]:
+        data = read_object()
+        fields = Fields(data, ("description", "permissions"))
+        description = fields.text("description", required=False, max_length=200)
+        permissions = fields.strings("permissions") if "permissions" in data else None
+        fields.check("permissions", permissions, check_permissions)
+        fields.done()
+        old = accounts.get_role(name)
+        wanted = old.permissions if permissions is None else tuple(permissions)
+        # Taking away what you lack counts too: a weaker account edits no stronger role.
+        missing = lacking(current(), (*old.permissions, *wanted))
+        if missing:
+            raise bottle.HTTPError(403, f"you cannot grant what you lack: {', '.join(missing)}")
+        if old.is_system:
+            raise bottle.HTTPError(400, f"role {name!r} is a system role and cannot be changed")
+        new_description = old.description if description is None else description
+        if (new_description, check_permissions(wanted)) == (old.description, old.permissions):
+            return role_dict(old)
+        with change(services, "role.change", name, ",".join(check_permissions(wanted))):
+            info = accounts.update_role(name, new_description, wanted)
         return role_dict(info)
 
     @reg.add("DELETE", "/api/roles/<name>", "role:delete", "Delete a custom role", status=204)
@@ -336,7 +498,7 @@ def register_api(reg: Registry, services: WebServices) -> None:
             fields.errors["number"] = f"extension {number} already exists"
         fields.done()
         assert number is not None
-        password = password or secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        password = password or generate_password()
         with change(services, "extension.create", number):
             info = directory.add(number, password, name, email)
         created()
@@ -355,10 +517,69 @@ def register_api(reg: Registry, services: WebServices) -> None:
         password = fields.text("password", required=False, max_length=128)
         fields.check("password", password, check_password)
         fields.done()
-        password = password or secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+        password = password or generate_password()
         with change(services, "extension.password", number):
             directory.set_password(number, password)
         return {"password": password}
+
+    @reg.add(
+        "PATCH",
+        "/api/extensions/<number>",
+        "extension:write",
+        "Change an extension's name, e-mail address or whether it may register",
+        request=EXTENSION_CHANGE,
+        response=schemas.EXTENSION,
+    )
+    def change_extension(number: str) -> dict[str, object]:
+        data = read_object()
+        fields = Fields(data, ("name", "email", "enabled"))
+        name = fields.text("name", required=False, max_length=64)
+        fields.check("name", name, check_name)
+        email = fields.text("email", required=False, max_length=254)
+        fields.check("email", email, check_email)
+        enabled = fields.boolean("enabled", True) if "enabled" in data else None
+        fields.done()
+        old = directory.get(number)
+        details = (
+            name if "name" in data else old.name,
+            email if "email" in data else old.email,
+        )
+        now_enabled = old.enabled if enabled is None else enabled
+        changed = [
+            what
+            for what, before, after in (
+                ("name", old.name, check_name(details[0])),
+                ("email", old.email, check_email(details[1])),
+                ("enabled", old.enabled, now_enabled),
+            )
+            if before != after
+        ]
+        if not changed:
+            return extension_dict(old)
+        with change(services, "extension.change", number, ", ".join(changed)):
+            directory.set_details(number, *details)
+            directory.set_enabled(number, now_enabled)
+        return extension_dict(directory.get(number))
+
+    @reg.add(
+        "POST",
+        "/api/extensions/import",
+        "extension:write",
+        "Add extensions from a CSV or JSON file; ?partial=true keeps the good rows "
+        "when some are bad (otherwise nothing is written unless every row is good)",
+        request=IMPORT_REQUEST,
+        response=IMPORT_REPORT,
+    )
+    def import_extensions() -> dict[str, object] | bottle.HTTPResponse:
+        raw = bottle.request.query.get("partial") or "false"
+        if raw not in ("true", "false"):
+            raise bottle.HTTPError(400, "query partial: true or false")
+        partial = raw == "true"
+        data, fmt = _read_upload()
+        report = run_import(services, data, fmt, partial)
+        if report.fatal or (report.issues and not partial):
+            return refused_import(report)
+        return report_dict(report, partial)
 
     @reg.add(
         "DELETE", "/api/extensions/<number>", "extension:delete", "Delete an extension", status=204

@@ -12,14 +12,24 @@ from typing import TYPE_CHECKING
 
 import bottle
 
+from appliance.web.accounts_pages import register_account_pages
+from appliance.web.analog_pages import register_analog_pages
 from appliance.web.api import register_api
 from appliance.web.auth import Guard
+from appliance.web.backup_pages import register_backup_pages
+from appliance.web.cdr_pages import register_cdr_pages
+from appliance.web.dashboard import register_dashboard
+from appliance.web.extensions_pages import register_extension_pages
 from appliance.web.headers import SecurityHeaders
+from appliance.web.ivr_pages import register_ivr_pages
 from appliance.web.openapi import document
 from appliance.web.pages import REGISTRY_KEY, error_page, register_pages
 from appliance.web.registry import SIGNED_IN, Registry
+from appliance.web.routes_pages import register_routes_pages
 from appliance.web.schemas import obj
 from appliance.web.services import WebServices
+from appliance.web.voicemail_pages import register_voicemail_pages
+from appliance.web.wizard import register_wizard
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -47,6 +57,16 @@ def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
     app.config[REGISTRY_KEY] = registry  # the menu of every page is built from it
     register_pages(registry, services)
     register_api(registry, services)
+    register_extension_pages(registry, services)
+    register_account_pages(registry, services)
+    register_wizard(registry, services)
+    register_dashboard(registry, services)
+    register_analog_pages(registry, services)
+    register_cdr_pages(registry, services)
+    register_voicemail_pages(registry, services)
+    register_backup_pages(registry, services)
+    register_routes_pages(registry, services)
+    register_ivr_pages(registry, services)
     version = _version()
 
     @registry.add(

@@ -22,7 +22,10 @@ def _json(schema: Schema, description: str) -> dict[str, object]:
 
 def _operation(spec: RouteSpec) -> dict[str, object]:
     responses: dict[str, object] = {}
-    if spec.response is None:
+    if spec.produces is not None:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        responses[str(spec.status)] = {"description": "Success", "content": {spec.produces: binary}}
+    elif spec.response is None:
         responses[str(spec.status)] = {"description": "Done"}
     else:
         responses[str(spec.status)] = _json(spec.response, "Success")

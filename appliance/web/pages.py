@@ -241,32 +241,6 @@ def register_pages(reg: Registry, services: WebServices) -> None:
             services.sessions.delete_for_user(principal.username, keep_id=keep)
         return see_other("/?notice=password")
 
-    # -- dashboard ---------------------------------------------------------------
-
-    @reg.add("GET", "/", SIGNED_IN, "Dashboard", nav="Dashboard", nav_order=0)
-    def dashboard() -> str:
-        principal = current()
-        facts = []
-        if principal.may("extension:read"):
-            facts.append(f"{len(services.directory.list())} extension(s).")
-        elif principal.extension:
-            facts.append(f"Your extension is {principal.extension}.")
-        if principal.may("user:read"):
-            facts.append(f"{len(accounts.list_users())} web account(s).")
-        if principal.may("role:read"):
-            facts.append(f"{len(accounts.list_roles())} role(s).")
-        facts.append(f"You have {len(services.tokens.list(principal.username))} API token(s).")
-        notice = NOTICES.get(bottle.request.query.get("notice") or "", "")
-        body = templates.DASHBOARD.render(
-            username=principal.username,
-            role=principal.role,
-            extension=principal.extension,
-            facts=facts,
-            notice=notice,
-            may_audit=principal.may("audit:read"),
-        )
-        return page("Dashboard", str(body))
-
     # -- API tokens --------------------------------------------------------------
 
     def tokens_page(

@@ -39,6 +39,8 @@ class RouteSpec:
     # A page in the menu: its label, and its place (lower first); None: not in the menu.
     nav: str | None = None
     nav_order: int = 50
+    # A success body that is not JSON (an archive, a WAV): its media type
+    produces: str | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -70,6 +72,7 @@ class Registry:
         while_must_change: bool = False,
         nav: str | None = None,
         nav_order: int = 50,
+        produces: str | None = None,
     ) -> Callable[[Handler], Handler]:
         if permission not in ROUTE_PERMISSIONS:
             raise ValueError(f"{method} {rule}: unknown permission {permission!r}")
@@ -85,6 +88,7 @@ class Registry:
             while_must_change=while_must_change,
             nav=nav,
             nav_order=nav_order,
+            produces=produces,
         )
         if nav is not None and (method != "GET" or "<" in rule):
             raise ValueError(f"{method} {rule}: only a GET page without parameters is a menu entry")

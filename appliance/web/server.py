@@ -64,17 +64,50 @@ def local_names(listen_host: str) -> list[str]:
 
 class ConnectionPerRequest:
     """Opens this thread's database connection for one request and closes it after,
-    so no connection outlives its request or the server's threads."""
+    so no connection outlives its request or the server's threads.
+
+    Pages and JSON come as lists (Bottle casts strings to them): read whole, then the
+    connection closes. Anything else (an event stream, a backup archive, a voicemail
+    file) is handed to the server as it is produced, never held in memory whole, and
+    the connection closes when the server closes the body."""
 
     def __init__(self, app: WSGIApplication, db: peewee.SqliteDatabase) -> None:
         self._app = app
         self._db = db
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._db.connect(reuse_if_open=True)
+        streaming = False
         try:
-            # Bodies are small pages and JSON: read them whole before the close.
-            return list(self._app(environ, start_response))
+            body = self._app(environ, start_response)
+            if isinstance(body, list | tuple):
+                return list(body)
+            streaming = True
+            return _ClosingBody(body, self._db)
+        finally:
+            if not streaming:
+                self._db.close()
+
+
+class _ClosingBody:
+    """A streamed body that closes the thread's database connection with itself."""
+
+    def __init__(self, body: Iterable[bytes], db: peewee.SqliteDatabase) -> None:
+        self._body = body
+        self._iter = iter(body)
+        self._db = db
+
+    def __iter__(self) -> _ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._iter)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
         finally:
             self._db.close()
 
@@ -197,6 +230,9 @@ class WebServer:
         return info
 
     def stop(self) -> None:
+        # open event streams end at their next look, so cheroot's stop (which waits
+        # for every worker) does not wait for a dashboard left open
+        self.services.stopping.set()
         if self._redirect is not None:
             self._redirect.stop()
         self._https.stop()

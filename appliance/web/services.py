@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import peewee
@@ -56,6 +56,8 @@ class WebServices:
     clock: Callable[[], float]
     data_dir: Path | None = None  # voicemail, prompts, backups live under it
     live: LiveSource | None = None  # the running PBX's state; None in tests without one
+    # set as the web server stops: long-running answers (event streams) end
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def build_services(

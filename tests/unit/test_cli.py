@@ -247,7 +247,7 @@ def test_serve_loads_config_with_overrides(
 ) -> None:
     seen: list[Config] = []
 
-    def serve(config: Config) -> int:
+    def serve(config: Config, restored: str | None = None) -> int:
         seen.append(config)
         return 7
 

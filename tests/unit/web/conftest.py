@@ -20,11 +20,13 @@ import peewee
 import pytest
 
 from appliance.store.db import open_database
+from appliance.store.settings import set_setting
 from appliance.store.users import Accounts
 from appliance.web.app import create_app
 from appliance.web.headers import SecurityHeaders
 from appliance.web.services import WebServices, build_services
 from appliance.web.throttle import ThrottlePolicy
+from appliance.web.wizard import SETUP_DONE
 
 REALM = "pbx.example.com"
 HOST = "yakyak.test"
@@ -205,6 +207,8 @@ def services(db: peewee.SqliteDatabase, clock: ManualClock) -> WebServices:
         "alice", PASSWORDS["alice"], "user", extension="101", must_change_password=False
     )
     accounts.create_user("fresh", PASSWORDS["fresh"], "administrator")  # must change
+    # the first-run wizard is done (its own tests start from a database without this)
+    set_setting(db, SETUP_DONE, True)
     return built
 
 

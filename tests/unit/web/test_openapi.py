@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
+import wave
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+import peewee
 import pytest
 
+from appliance.config import write_default
+from appliance.store.voicemail import VoicemailStore
 from appliance.web.app import create_app
+from appliance.web.headers import SecurityHeaders
 from appliance.web.services import WebServices
 
-from .conftest import Client
+from .conftest import Client, signed_in
 
 
 @pytest.fixture
@@ -62,9 +70,24 @@ def _operation(document: dict[str, Any], method: str, path: str) -> dict[str, An
 
 
 def test_real_answers_match_the_documented_schemas(
-    admin: Client, alice: Client, document: dict[str, Any]
+    services: WebServices, db: peewee.SqliteDatabase, tmp_path: Path, document: dict[str, Any]
 ) -> None:
     """A tour through every documented operation, each answer checked against its schema."""
+    # a data folder (the database is tmp_path/yakyak.db) with a message in 101's mailbox
+    store = VoicemailStore(db, tmp_path / "voicemail")
+    store.create_mailbox("101", "1234")
+    recording = store.new_recording_path()
+    recording.write_bytes(_wav())
+    message_id = store.store_message("101", recording, 0.25, "102", "Bob", True, 1.7e9)
+    assert message_id is not None
+    info = store.message("101", message_id)
+    assert info is not None
+    message = f"/api/voicemail/101/messages/{Path(info.recording.path).name}"
+    write_default(tmp_path, "yakyak.local")  # a backup carries the configuration
+    app, _ = create_app(dataclasses.replace(services, data_dir=tmp_path))
+    wrapped = SecurityHeaders(app)
+    admin, alice = signed_in(wrapped, "admin"), signed_in(wrapped, "alice")
+    archive = admin.get("/api/backup").body
     csrf = admin.csrf()
     tour: list[tuple[Client, str, str, object]] = [
         (admin, "GET", "/api/me", None),
@@ -74,18 +97,50 @@ def test_real_answers_match_the_documented_schemas(
         (admin, "GET", "/api/users", None),
         (admin, "POST", "/api/users", {"username": "t", "password": "tour-pass-1", "role": "user"}),
         (admin, "GET", "/api/users/t", None),
+        (admin, "PATCH", "/api/users/t", {"role": "operator", "extension": "101"}),
         (admin, "POST", "/api/users/t/password", {"password": "tour-pass-2"}),
         (admin, "DELETE", "/api/users/t", None),
         (admin, "GET", "/api/roles", None),
         (admin, "POST", "/api/roles", {"name": "tour", "permissions": ["cdr:read"]}),
         (admin, "GET", "/api/roles/tour", None),
+        (admin, "PATCH", "/api/roles/tour", {"description": "Tour", "permissions": []}),
         (admin, "DELETE", "/api/roles/tour", None),
         (admin, "GET", "/api/extensions", None),
         (admin, "POST", "/api/extensions", {"number": "170", "email": "desk@example.com"}),
         (admin, "GET", "/api/extensions/170", None),
         (admin, "POST", "/api/extensions/170/password", {}),
+        (admin, "PATCH", "/api/extensions/170", {"name": "Desk", "enabled": False}),
+        (admin, "POST", "/api/extensions/import", [{"number": 171, "password": "tour-pass-171"}]),
+        (admin, "POST", "/api/extensions/import", [{"number": 172}]),
         (admin, "DELETE", "/api/extensions/170", None),
+        (admin, "GET", "/api/routes", None),
+        (
+            admin,
+            "POST",
+            "/api/routes",
+            {"name": "tour", "pattern": "_4XX", "target": {"type": "extension", "number": "101"}},
+        ),
+        (
+            admin,
+            "PUT",
+            "/api/routes/tour",
+            {"name": "tour", "pattern": "_4XX", "target": {"type": "reject", "cause": 21}},
+        ),
+        (admin, "DELETE", "/api/routes/tour", None),
+        (admin, "GET", "/api/ivr", None),
+        (admin, "PUT", "/api/ivr", {"menus": {"tour": {"greeting": ["welcome"]}}}),
         (admin, "GET", "/api/audit", None),
+        (admin, "GET", "/api/cdr", None),
+        (admin, "GET", "/api/voicemail", None),
+        (admin, "GET", "/api/voicemail/101", None),
+        (admin, "GET", message, None),
+        (admin, "DELETE", message, None),
+        (admin, "GET", "/api/backup", None),
+        (admin, "GET", "/api/backup/restore", None),
+        (admin, "POST", "/api/backup/restore", archive),
+        (admin, "DELETE", "/api/backup/restore", None),
+        (admin, "GET", "/api/live", None),
+        (admin, "GET", "/api/health", None),
         (admin, "GET", "/api/openapi.json", None),
         # Errors have their documented shape too.
         (admin, "POST", "/api/extensions", {"number": "x"}),
@@ -96,20 +151,39 @@ def test_real_answers_match_the_documented_schemas(
     seen = set()
     for client, method, path, body in tour:
         headers = {} if method == "GET" else {"X-CSRF-Token": csrf if client is admin else ""}
-        response = client.request(method, path, json_body=body, headers=headers)
+        if isinstance(body, bytes):  # an archive, sent as it is
+            headers["Content-Type"] = "application/gzip"
+            response = client.request(method, path, body=body, headers=headers)
+        else:
+            response = client.request(method, path, json_body=body, headers=headers)
         operation = _operation(document, method, path)
         documented = operation["responses"].get(str(response.status))
         assert documented is not None, f"{method} {path}: {response.status} {response.text}"
-        if "content" in documented:
-            schema = documented["content"]["application/json"]["schema"]
-            jsonschema.validate(response.json(), schema)
+        content = documented.get("content", {})
+        if "application/json" in content:
+            jsonschema.validate(response.json(), content["application/json"]["schema"])
+        elif content:  # a file: the type documented, and a body
+            (media_type,) = content
+            assert (response.header("Content-Type") or "").startswith(media_type), path
+            assert response.body, f"{method} {path}"
         else:
             assert response.body == b"", f"{method} {path}"
         if response.status < 400:
             seen.add((method.lower(), operation["operationId"]))
+
     every = {
         (method, op["operationId"])
         for operations in document["paths"].values()
         for method, op in operations.items()
     }
     assert seen == every  # the tour reached every operation successfully
+
+
+def _wav() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x01\x02" * 2000)
+    return out.getvalue()
