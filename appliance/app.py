@@ -26,7 +26,7 @@ import uvloop
 
 from appliance.analog_service import AnalogService, PortRole
 from appliance.call_apps_edge import CallAppsEdge
-from appliance.config import Config
+from appliance.config import LAN_HOST, Config
 from appliance.hw.board_loader import load_board
 from appliance.hw.board_spec import BoardError, BoardSpec, check_devices
 from appliance.hw.front_panel import FrontPanel, PanelInputs
@@ -37,6 +37,7 @@ from appliance.media.engine import UdpMediaEngine
 from appliance.media.ports import PortPool
 from appliance.media.prompts import MusicOnHold, PromptLibrary
 from appliance.net.email_notify import SmtpConfig
+from appliance.net.routes import SourceAddresses
 from appliance.net.sip_service import SipService
 from appliance.pbx.auth import Account, Authenticator
 from appliance.pbx.b2bua import B2bua, CallConfig, CallFinished
@@ -683,13 +684,20 @@ async def _run(config: Config, started: float, restored: bool = False) -> int:
         await appliance.stop()
         return 1
     http = config.http.listen
+    lan = SourceAddresses().towards("lan")  # the default route's source: the LAN side
+    https = (lan if http.host == LAN_HOST else http.host, http.port)
+    redirect = config.http.redirect
+    plain = None
+    if redirect is not None:
+        plain = (lan if redirect.host == LAN_HOST else redirect.host, redirect.port)
     try:
         web: WebServer = await asyncio.to_thread(
             start_web,
             data_dir=config.data_dir,
             db_path=config.database_path,
-            listen=(http.host, http.port),
+            listen=https,
             realm=config.general.domain,
+            redirect_listen=plain,
             live=LoopSnapshot(loop, appliance.live_snapshot),
         )
     except OSError as exc:

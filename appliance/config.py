@@ -35,6 +35,9 @@ class ConfigError(ValueError):
     """A bad configuration file or command-line override; the message is one line."""
 
 
+LAN_HOST: Final = "lan"  # [http] listen/redirect: the LAN address, found at start
+
+
 class _Bad(ValueError):
     """A value's reason for refusal, before the file and key are known."""
 
@@ -169,7 +172,10 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    listen: HostPort = HostPort("127.0.0.1", 8080)
+    # "lan": the address of the interface the default route leaves by, found at start:
+    # the web UI is on the office LAN, not on every interface the box has
+    listen: HostPort = HostPort(LAN_HOST, 8443)
+    redirect: HostPort | None = None  # a plain-HTTP listener that only redirects to HTTPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +397,7 @@ _SECTIONS: Final[dict[str, tuple[type[Any], dict[str, Callable[[object], object]
             "unauth_burst": _integer(1, 1_000_000),
         },
     ),
-    "http": (HttpConfig, {"listen": _host_port}),
+    "http": (HttpConfig, {"listen": _host_port, "redirect": _host_port}),
     "media": (MediaConfig, {"rtp_ports": _port_range}),
     "calls": (
         CallsConfig,
@@ -538,7 +544,10 @@ class Config:
                 )
             flag = "--http"
             if http is not None:
-                config = dataclasses.replace(config, http=HttpConfig(HostPort.parse(http)))
+                https = HostPort.parse(http)
+                config = dataclasses.replace(
+                    config, http=dataclasses.replace(config.http, listen=https)
+                )
             flag = "--board"
             if board is not None:
                 config = dataclasses.replace(
@@ -622,7 +631,10 @@ domain = "{check_domain(domain)}"
 # unauth_burst = {auth.unauth_burst}
 
 [http]
+# HTTPS for the web UI; "lan" is this box's address on the LAN, found at start
 # listen = "{default.http.listen}"
+# A plain-HTTP address that only redirects browsers to the HTTPS one:
+# redirect = "lan:80"
 
 [media]
 # rtp_ports = "{default.media.rtp_ports}"  # LOW-HIGH, LOW even

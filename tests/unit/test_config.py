@@ -47,12 +47,21 @@ def test_every_commented_default_is_valid_when_uncommented(tmp_path: Path) -> No
         for line in text.splitlines()
     )
     document = tomllib.loads(uncommented)
-    assert sum(len(table) for table in document.values()) == 40  # every key, shown once
+    assert sum(len(table) for table in document.values()) == 41  # every key, shown once
     config = Config.from_document(document, tmp_path, "x")
-    # Every value shown is the default, except the dialplan's routes and the analog
-    # ports' roles: those are examples.
+    # Every value shown is the default, except the dialplan's routes, the analog ports'
+    # roles and the HTTP redirect: those are examples.
     default = Config(tmp_path)
-    assert dataclasses.replace(config, dialplan=default.dialplan, board=default.board) == default
+    assert (
+        dataclasses.replace(
+            config,
+            dialplan=default.dialplan,
+            board=default.board,
+            http=dataclasses.replace(config.http, redirect=None),
+        )
+        == default
+    )
+    assert str(config.http.redirect) == "lan:80" and str(config.http.listen) == "lan:8443"
     assert [r.name for r in config.dialplan.routes] == ["reception", "no-outside"]
     assert dict(config.board.fxs_extensions) == {1: "201", 2: "202"}
     assert dict(config.board.fxo_inbound) == {3: "500"}
