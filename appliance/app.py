@@ -27,6 +27,7 @@ import uvloop
 from appliance.analog_service import AnalogService, PortRole
 from appliance.call_apps_edge import CallAppsEdge
 from appliance.config import LAN_HOST, Config
+from appliance.dsp.tones import TONE_PLANS
 from appliance.hw.board_loader import load_board
 from appliance.hw.board_spec import BoardError, BoardSpec, check_devices
 from appliance.hw.front_panel import FrontPanel, PanelInputs
@@ -59,7 +60,7 @@ from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.routes import build_dialplan
-from appliance.store.settings import get_setting, set_setting
+from appliance.store.settings import COUNTRY_KEY, get_setting, set_setting
 from appliance.system.admin_reset import reset_admin_password
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier
@@ -160,7 +161,8 @@ class Appliance:
             PortPool(ports.low, ports.high),
             _media_host(config),
             self._media_event,
-            country=calls.tone_country,
+            # the country the setup wizard chose wins over the file's default
+            country=_tone_country(get_setting(self.db, COUNTRY_KEY), calls.tone_country),
             rtp_timeout=float(calls.rtp_timeout) if calls.rtp_timeout else float("inf"),
             clips=self.apps.clips,
         )
@@ -582,6 +584,11 @@ class _Dialable(Collection[str]):
 
     def __len__(self) -> int:
         return len(self._numbers())
+
+
+def _tone_country(chosen: object, configured: str) -> str:
+    """The wizard's country when it has a tone plan, else the configuration's."""
+    return chosen if isinstance(chosen, str) and chosen in TONE_PLANS else configured
 
 
 def _smtp(config: Config) -> SmtpConfig | None:

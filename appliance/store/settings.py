@@ -18,6 +18,9 @@ from appliance.store.models import Setting
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
 MAX_VALUE_BYTES: Final = 64 * 1024
+# Set by the web UI's first-run wizard, read by the PBX at start.
+TIME_ZONE_KEY: Final = "system.time_zone"  # IANA name, e.g. "Europe/Berlin"
+COUNTRY_KEY: Final = "system.country"  # ISO 3166-1 alpha-2 of the tone plan
 _KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # dotted, e.g. "voicemail.max_seconds"
 
 

@@ -19,7 +19,7 @@ import bottle
 from appliance.dsp.tones import TONE_PLANS
 from appliance.store.errors import StoreError
 from appliance.store.extensions import NewExtension, check_number
-from appliance.store.settings import get_setting, set_setting
+from appliance.store.settings import COUNTRY_KEY, TIME_ZONE_KEY, get_setting, set_setting
 from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import select_field
@@ -29,8 +29,8 @@ from appliance.web.registry import Registry
 from appliance.web.services import WebServices
 
 SETUP_DONE: Final = "web.setup_done"
-TIME_ZONE: Final = "system.time_zone"  # IANA name, e.g. "Europe/Berlin"
-COUNTRY: Final = "system.country"  # ISO 3166-1 alpha-2 of the tone plan
+TIME_ZONE: Final = TIME_ZONE_KEY
+COUNTRY: Final = COUNTRY_KEY
 MAX_FIRST: Final = 50  # extensions the wizard makes at once; the import takes more
 PROBE_TIMEOUT: Final = 0.5  # s for the SIP port to accept a TCP connection
 COUNTRY_NAMES: Final = {
