@@ -29,8 +29,9 @@ import numpy as np
 
 from appliance.app import Appliance
 from appliance.cli import DEMO_IVR
-from appliance.config import Config, write_default
+from appliance.config import Config, DialplanConfig, write_default
 from appliance.hw.board_loader import load_board
+from appliance.pbx.dialplan import AnalogTarget, Route
 from appliance.store.db import open_database
 from appliance.store.extensions import Directory
 from appliance.store.ivr import save_ivr
@@ -47,6 +48,7 @@ FAR_EXTENSION: Final = "101"
 FAR_TONE_HZ: Final = 440.0  # what the desk phone sends in every call
 ROLES: Final = ({1: "201", 2: "202"}, {3: "500"})
 NO_ANSWER_S: Final = 6  # s of ringing before voicemail answers
+FXO_PORT: Final = 3
 
 
 class ApplianceRig(SimRig):
@@ -73,7 +75,10 @@ class ApplianceRig(SimRig):
         )
         # unanswered calls go to voicemail sooner than an office would want
         calls = dataclasses.replace(config.calls, no_answer_timeout=NO_ANSWER_S)
-        config = dataclasses.replace(config, calls=calls)
+        # 9 for an outside line: the FXO port, the 9 stripped
+        outside = Route("_9.", AnalogTarget(FXO_PORT, strip=1), "outside")
+        dialplan = DialplanConfig((*config.dialplan.routes, outside))
+        config = dataclasses.replace(config, calls=calls, dialplan=dialplan)
         db = open_database(config.database_path)
         try:
             directory = Directory(db, DOMAIN)

@@ -39,6 +39,7 @@ ALL_NAMES = [
     "fxo_inbound_reaches_attendant",
     "controller_reset_mid_call",
     "fxs_voicemail_lights_stutter_dial",
+    "sip_phone_dials_out_on_the_line",
 ]
 
 

@@ -80,7 +80,15 @@ class TrunkTarget:
 
 @dataclass(frozen=True, slots=True)
 class AnalogTarget:
+    """An analog port: an FXO line dials ``dial_string`` (the outside-line prefix
+    stripped, say), an FXS port rings."""
+
     port: int  # an FXS or FXO port of the board
+    strip: int = 0
+    prepend: str = ""
+
+    def dial_string(self, number: str) -> str:
+        return self.prepend + number[self.strip :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +224,13 @@ def _validate_target(target: Target) -> str | None:
                 return f"strip {strip} is negative"
             if set(prepend) - DIAL_CHARS:
                 return f"prepend {prepend!r} is not dialable"
-        case AnalogTarget(port=port):
+        case AnalogTarget(port=port, strip=strip, prepend=prepend):
             if port < 0:
                 return f"analog port {port} is negative"
+            if strip < 0:
+                return f"strip {strip} is negative"
+            if set(prepend) - DIAL_CHARS:
+                return f"prepend {prepend!r} is not dialable"
         case RejectTarget(cause=cause):
             if not isinstance(cause, Cause):
                 return f"reject cause {cause!r} is not a Q.850 Cause"
@@ -287,7 +299,7 @@ def _decide(number: str, target: Target, name: str | None) -> RouteDecision:
     match target:
         case ExtensionTarget(number=ext):
             destination = ext
-        case TrunkTarget():
+        case TrunkTarget() | AnalogTarget():
             destination = target.dial_string(number)
         case _:
             destination = number
@@ -301,7 +313,7 @@ _TARGET_FIELDS: Final[dict[str, dict[str, type]]] = {
     "voicemail": {"mailbox": str},
     "ivr": {"menu": str},
     "trunk": {"name": str, "strip": int, "prepend": str},
-    "analog": {"port": int},
+    "analog": {"port": int, "strip": int, "prepend": str},
     "reject": {"cause": object},  # a Q.850 number or a Cause name
 }
 _REQUIRED: Final[dict[str, frozenset[str]]] = {
@@ -355,7 +367,9 @@ def _parse_target(raw: Mapping[object, object], where: str) -> Target:
         prepend = _field(raw, "prepend", str, where) if "prepend" in raw else ""
         return TrunkTarget(_field(raw, "name", str, where), strip, prepend)
     if kind == "analog":
-        return AnalogTarget(_field(raw, "port", int, where))
+        strip = _field(raw, "strip", int, where) if "strip" in raw else 0
+        prepend = _field(raw, "prepend", str, where) if "prepend" in raw else ""
+        return AnalogTarget(_field(raw, "port", int, where), strip, prepend)
     return RejectTarget(_parse_cause(raw["cause"], f"{where}.cause"))
 
 

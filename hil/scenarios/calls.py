@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.dsp.callerid import FskReceiver, FskStandard
-from appliance.dsp.dtmf import dtmf_symbol
+from appliance.dsp.dtmf import DigitEnded, DtmfDetector, dtmf_symbol
 from appliance.dsp.tones import ToneKind, tone_for
 from appliance.hw.port_audio import tone_present
 from appliance.lines.fxo import FxoPort, FxoState
@@ -222,6 +222,47 @@ async def fxs_voicemail_lights_stutter_dial(rig: ApplianceRig, result: ScenarioR
     rig.phone(FXS).hang_up()
 
 
+def prepare_exchange_dial_tone(rig: ApplianceRig) -> None:
+    """The exchange on the FXO line gives dial tone (350+440 Hz) whenever listened to."""
+    t = np.arange(int(50 * RATE)) / RATE
+    tone = 3000 * (np.sin(2 * np.pi * 350 * t) + np.sin(2 * np.pi * 440 * t))
+    rig.say(FXO, 0.0, tone.astype(np.int16))
+
+
+def dtmf_digits(samples: npt.NDArray[np.int16]) -> str:
+    """The DTMF digits in ``samples``, by our own detector."""
+    detector = DtmfDetector()
+    digits = ""
+    for i, start in enumerate(range(0, len(samples) - 159, 160)):
+        for event in detector.feed(samples[start : start + 160], i * 0.02):
+            if isinstance(event, DigitEnded):
+                digits += event.digit
+    return digits
+
+
+async def sip_phone_dials_out_on_the_line(rig: ApplianceRig, result: ScenarioResult) -> None:
+    """101 dials 9 5551234: the FXO port seizes the line, hears dial tone, keys the
+    number (without the 9) and cuts through; 101 hangs up and the line is released."""
+    far = rig.far
+    line = rig.line(FXO)
+    mark = len(rig.played(FXO))
+    dialled_at = time.monotonic()
+    await asyncio.to_thread(far.dial, f"sip:95551234@127.0.0.1:{rig.sip_port}")
+    assert await rig.until(lambda: line.seized, 3.0), "the line is not seized"
+    result.timing("invite_to_seize", (time.monotonic() - dialled_at) * 1000)
+    heard: list[str] = []
+
+    def keyed() -> bool:
+        heard[:] = [dtmf_digits(rig.played(FXO)[mark:])]
+        return heard[0] == "5551234"
+
+    assert await rig.until(keyed, 6.0), f"the line heard {heard} dialled"
+    result.timing("invite_to_number_dialled", (time.monotonic() - dialled_at) * 1000)
+    await asyncio.to_thread(far.wait_event, "CALL_ESTABLISHED", 4.0)
+    await asyncio.to_thread(far.hangup)
+    assert await rig.until(lambda: not line.seized, 3.0), "the line is not released"
+
+
 CALL_SCENARIOS: Final[dict[str, CallScenario]] = {
     "fxs_calls_sip_phone": fxs_calls_sip_phone,
     "sip_phone_rings_fxs": sip_phone_rings_fxs,
@@ -229,9 +270,11 @@ CALL_SCENARIOS: Final[dict[str, CallScenario]] = {
     "fxo_inbound_reaches_attendant": fxo_inbound_reaches_attendant,
     "controller_reset_mid_call": controller_reset_mid_call,
     "fxs_voicemail_lights_stutter_dial": fxs_voicemail_lights_stutter_dial,
+    "sip_phone_dials_out_on_the_line": sip_phone_dials_out_on_the_line,
 }
 CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
     "fxs_calls_sip_phone": prepare_fxs_talker,
     "far_end_hangup_releases_fxs": prepare_fxs_talker,
     "controller_reset_mid_call": prepare_fxs_talker,
+    "sip_phone_dials_out_on_the_line": prepare_exchange_dial_tone,
 }

@@ -282,3 +282,22 @@ def test_pattern_parse_raises_only_pattern_errors(text: str) -> None:
         Pattern.parse("_" + text)
     except ValueError as exc:
         assert type(exc).__name__ == "PatternError"
+
+
+def test_an_analog_line_route_strips_the_outside_line_prefix() -> None:
+    dp = Dialplan.from_dicts(
+        [
+            {
+                "name": "outside",
+                "pattern": "_9.",
+                "target": {"type": "analog", "port": 3, "strip": 1},
+            }
+        ]
+    )
+    decision = dp.route("95551234")
+    assert decision.target == AnalogTarget(3, strip=1)
+    assert decision.destination == "5551234"
+    with pytest.raises(DialplanError, match="route 'x': strip -1 is negative"):
+        Dialplan.from_dicts(
+            [{"name": "x", "pattern": "_9.", "target": {"type": "analog", "port": 3, "strip": -1}}]
+        )
