@@ -7,12 +7,15 @@ import asyncio
 import time
 import wave
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from appliance.dsp.callerid import FskReceiver, FskStandard
+from appliance.dsp.callerid_fsk import fsk_modulate
+from appliance.dsp.callerid_message import CallerId, CallTime, MessageFormat, encode_message
 from appliance.dsp.dtmf import DigitEnded, DtmfDetector, dtmf_symbol
 from appliance.dsp.tones import ToneKind, tone_for
 from appliance.hw.port_audio import tone_present
@@ -27,6 +30,7 @@ from hil.scenarios.analog import heard_tone, port_state
 FXS, FXO = 1, 3
 NEAR_TONE_HZ: Final = 1000.0  # what the analog phone "says" once its call is up
 KEYS_AT: Final = 1.0  # s into the run: the analog phone keys 101
+RING_AT: Final = 4.0  # s into the run: the exchange rings the FXO line
 TALK_FROM: Final = 3.0  # s into the run: the analog phone talks from here to the end
 
 CallScenario = Callable[[ApplianceRig, ScenarioResult], Awaitable[None]]
@@ -148,15 +152,26 @@ async def sip_phone_rings_fxs(rig: ApplianceRig, result: ScenarioResult) -> None
     assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0)
 
 
+def prepare_line_caller_id(rig: ApplianceRig) -> None:
+    """The exchange sends caller ID (Bell 202, MDMF) in the silence after the first
+    ring, which the scenario rings from RING_AT on the port audio's clock."""
+    caller = CallerId(
+        number="5551234", name="ALICE", when=CallTime.of(datetime.now()), number_absence=None
+    )
+    fsk = fsk_modulate(encode_message(caller, MessageFormat.MDMF), FskStandard.BELL202)
+    rig.say(FXO, RING_AT + 2.5, fsk)
+
+
 async def fxo_inbound_reaches_attendant(rig: ApplianceRig, result: ScenarioResult) -> None:
-    assert rig.ports is not None
+    assert rig.ports is not None and rig.appliance is not None
     line = rig.line(FXO)
     port = rig.ports.ports[FXO]
     assert isinstance(port, FxoPort)
+    await rig.until(lambda: time.monotonic() >= rig.audio_started + RING_AT, RING_AT + 1)
     started = time.monotonic()
     mark = len(rig.played(FXO))
     line.ring_burst(2000)
-    await rig.until(lambda: False, 4.0)
+    await rig.until(lambda: False, 4.0)  # the ring, then caller ID in the silence
     line.ring_burst(2000)
     assert await rig.until(lambda: line.seized, 8.0), f"the line is not answered ({port.state})"
     result.timing("first_ring_to_answer", (time.monotonic() - started) * 1000)
@@ -168,6 +183,10 @@ async def fxo_inbound_reaches_attendant(rig: ApplianceRig, result: ScenarioResul
 
     assert await rig.until(greeting, 4.0), "the caller on the line hears no greeting"
     result.timing("ring_to_greeting", (time.monotonic() - started) * 1000)
+    # the call carries the caller ID the line delivered, as an outside caller
+    (call,) = rig.appliance.calls.summaries()
+    assert (call.caller, call.callee, call.external) == ("5551234", "500", True), call
+    assert call.caller_name == "ALICE", call
     line.drop_loop()  # the caller hangs up: the exchange drops loop current
     assert await rig.until(lambda: not line.seized, 4.0), "the line is not released"
 
@@ -277,4 +296,5 @@ CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
     "far_end_hangup_releases_fxs": prepare_fxs_talker,
     "controller_reset_mid_call": prepare_fxs_talker,
     "sip_phone_dials_out_on_the_line": prepare_exchange_dial_tone,
+    "fxo_inbound_reaches_attendant": prepare_line_caller_id,
 }
