@@ -40,6 +40,7 @@ ALL_NAMES = [
     "controller_reset_mid_call",
     "fxs_voicemail_lights_stutter_dial",
     "sip_phone_dials_out_on_the_line",
+    "fxs_flash_holds_and_resumes",
 ]
 
 

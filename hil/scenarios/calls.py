@@ -241,6 +241,29 @@ async def fxs_voicemail_lights_stutter_dial(rig: ApplianceRig, result: ScenarioR
     rig.phone(FXS).hang_up()
 
 
+async def fxs_flash_holds_and_resumes(rig: ApplianceRig, result: ScenarioResult) -> None:
+    """In a call with the desk phone, a hook flash holds it (re-INVITE sendonly, the
+    desk phone then hears music on hold instead of the analog phone) and a second flash
+    takes it back."""
+    assert rig.appliance is not None and rig.appliance.analog is not None
+    gateway = rig.appliance.analog.gateway
+    assert gateway is not None
+    await _fxs_call_up(rig, ScenarioResult("setup"))
+    (call,) = gateway.calls(FXS)
+    flashed = time.monotonic()
+    rig.phone(FXS).flash()
+    assert await rig.until(lambda: call.held_by_us, 3.0), "the hold was not agreed"
+    result.timing("flash_to_held", (time.monotonic() - flashed) * 1000)
+    assert port_state(rig, FXS) is FxsState.HELD
+    flashed = time.monotonic()
+    rig.phone(FXS).flash()
+    assert await rig.until(lambda: not call.held_by_us, 3.0), "the call was not taken back"
+    result.timing("flash_to_resumed", (time.monotonic() - flashed) * 1000)
+    assert port_state(rig, FXS) is FxsState.TALKING
+    rig.phone(FXS).hang_up()
+    await asyncio.to_thread(rig.far.wait_event, "CALL_CLOSED", 5.0)
+
+
 def prepare_exchange_dial_tone(rig: ApplianceRig) -> None:
     """The exchange on the FXO line gives dial tone (350+440 Hz) whenever listened to."""
     t = np.arange(int(50 * RATE)) / RATE
@@ -290,6 +313,7 @@ CALL_SCENARIOS: Final[dict[str, CallScenario]] = {
     "controller_reset_mid_call": controller_reset_mid_call,
     "fxs_voicemail_lights_stutter_dial": fxs_voicemail_lights_stutter_dial,
     "sip_phone_dials_out_on_the_line": sip_phone_dials_out_on_the_line,
+    "fxs_flash_holds_and_resumes": fxs_flash_holds_and_resumes,
 }
 CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
     "fxs_calls_sip_phone": prepare_fxs_talker,
@@ -297,4 +321,5 @@ CALL_PREPARE: Final[dict[str, Callable[[ApplianceRig], None]]] = {
     "controller_reset_mid_call": prepare_fxs_talker,
     "sip_phone_dials_out_on_the_line": prepare_exchange_dial_tone,
     "fxo_inbound_reaches_attendant": prepare_line_caller_id,
+    "fxs_flash_holds_and_resumes": prepare_fxs_talker,
 }
