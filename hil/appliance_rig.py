@@ -18,10 +18,8 @@ import dataclasses
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Final
 
@@ -36,16 +34,14 @@ from appliance.store.db import open_database
 from appliance.store.extensions import Directory
 from appliance.store.ivr import save_ivr
 from appliance.store.voicemail import VoicemailStore
+from appliance.web.live import CallView
+from hil.desk_phone import FAR_TONE_HZ, BaresipPhone, Phones, Registrar, free_port, write_tone
 from hil.rig import CAPTURE_SECONDS, RATE, SimRig
 
-# baresip's driver lives with the end-to-end tests that use it too (tests/ is not a
-# package: its folder goes on the path, as pytest puts it there for those tests)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from baresip_phone import BaresipPhone, Phones, Registrar, free_port  # noqa: E402
+__all__ = ["FAR_TONE_HZ", "NO_ANSWER_S", "ApplianceRig"]
 
 DOMAIN: Final = "yakyak.local"
 FAR_EXTENSION: Final = "101"
-FAR_TONE_HZ: Final = 440.0  # what the desk phone sends in every call
 ROLES: Final = ({1: "201", 2: "202"}, {3: "500"})
 NO_ANSWER_S: Final = 6  # s of ringing before voicemail answers
 FXO_PORT: Final = 3
@@ -118,7 +114,7 @@ class ApplianceRig(SimRig):
         )
         assert ready, "the analog ports did not come up and register"
         tone = self.run_dir.parent / "far-tone.wav"
-        _write_tone(tone, FAR_TONE_HZ, CAPTURE_SECONDS)
+        write_tone(tone, FAR_TONE_HZ, CAPTURE_SECONDS)
         # baresip 1.0.0's sndfile cuts its recording paths at about 128 characters: the
         # phones live under a short folder of their own
         self._phones_dir = Path(tempfile.mkdtemp(prefix="yakyak-phones-"))
@@ -134,6 +130,27 @@ class ApplianceRig(SimRig):
         assert self.phones is not None
         return next(iter(self.phones))
 
+    @property
+    def far_extension(self) -> str:
+        return FAR_EXTENSION
+
+    def sip_uri(self, user: str) -> str:
+        """Where the desk phone calls ``user`` (an extension, or 9 and a number)."""
+        return f"sip:{user}@127.0.0.1:{self.sip_port}"
+
+    def active_calls(self) -> list[CallView]:
+        """The calls in progress, as /api/live shows them."""
+        assert self.appliance is not None
+        return list(self.appliance.live_snapshot().calls)
+
+    def port_held(self, port: int) -> bool:
+        """The call on ``port`` is on hold by the port's phone, agreed with the far end
+        (the re-INVITE answered)."""
+        assert self.appliance is not None and self.appliance.analog is not None
+        gateway = self.appliance.analog.gateway
+        assert gateway is not None
+        return any(call.held_by_us for call in gateway.calls(port))
+
     async def aclose(self) -> None:
         if self.phones is not None:
             await asyncio.to_thread(self.phones.close)
@@ -143,13 +160,3 @@ class ApplianceRig(SimRig):
             await self.appliance.stop()  # closes the ports, the pty and the PCMs
         self.ports = None
         super().close()  # puts ALSA_CONFIG_PATH back
-
-
-def _write_tone(path: Path, hz: float, seconds: float) -> None:
-    t = np.arange(int(seconds * RATE)) / RATE
-    samples = (8000 * np.sin(2 * np.pi * hz * t)).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes(samples.tobytes())

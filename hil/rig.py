@@ -8,8 +8,11 @@ OUT files hold what the appliance played, the IN files what the phones "said".
 Call actions the ports raise (``PlaceCall``, ``IncomingCall``...) are recorded; a
 scenario answers for call control with ``rig.ports.offer``.
 
-A bench rig (a real board, a relay card and a codec on the phone side) implements the
-same ``PhoneSide`` operations; its configuration file names the devices.
+``hil.bench.BenchRig`` (a real board across the network; a relay card, GPIO inputs and
+a codec on the phone side) implements the same operations: ``Phone`` and ``Line`` are
+what a scenario does to a port, ``Rig`` what a scenario asks of any rig (the state of a
+port by name, as the web API's ``/api/live`` gives it, and the ring cadence), so a
+scenario written against ``Rig`` runs on the sim and on a bench alike.
 """
 
 from __future__ import annotations
@@ -32,20 +35,83 @@ from appliance.hw.sim.controller import SimController, SimLine, SimPhone
 from appliance.hw.sim.pty_controller import PtyController
 from appliance.lines.digit_collector import dialplan_completion
 from appliance.lines.port_actions import CallAction
+from appliance.lines.signals import FeedMode
 from appliance.pbx.dialplan import Dialplan
 
 RATE: Final = 8000
 CAPTURE_SECONDS: Final = 60.0  # the phones' side of the audio, laid out before the run
 
 
+class Phone(Protocol):
+    """An analog phone on an FXS port: ``SimPhone``, or the bench's relay and inputs."""
+
+    @property
+    def ringing(self) -> bool: ...
+
+    @property
+    def cadence(self) -> tuple[int, ...]: ...
+
+    @property
+    def feed(self) -> FeedMode: ...
+
+    def lift(self) -> None: ...
+
+    def hang_up(self) -> None: ...
+
+    def flash(self, ms: int = 300) -> None: ...
+
+    def dial_pulses(
+        self, digits: str, break_ms: int = 60, make_ms: int = 40, gap_ms: int = 700
+    ) -> None: ...
+
+
+class Line(Protocol):
+    """An exchange line on an FXO port: ``SimLine``, or the bench's relays and sensor."""
+
+    @property
+    def seized(self) -> bool: ...
+
+    def ring_burst(self, ms: int = 2000) -> None: ...
+
+    def reverse_polarity(self) -> None: ...
+
+    def drop_loop(self, ms: int | None = None) -> None: ...
+
+
 class PhoneSide(Protocol):
     """What a scenario does to a port from the outside."""
 
-    def phone(self, port: int) -> SimPhone: ...
+    def phone(self, port: int) -> Phone: ...
 
-    def line(self, port: int) -> SimLine: ...
+    def line(self, port: int) -> Line: ...
 
     def played(self, port: int) -> npt.NDArray[np.int16]: ...
+
+    def say(self, port: int, at: float, samples: npt.NDArray[np.int16]) -> None: ...
+
+
+class Rig(PhoneSide, Protocol):
+    """What a scenario that runs on the sim and on a bench asks of its rig."""
+
+    @property
+    def country(self) -> str:
+        """The board's line preset: which tones and cadence to expect."""
+        ...
+
+    @property
+    def cadence_tolerance_ms(self) -> int:
+        """How far a ring segment may be off: 0 on the sim, measured on a bench."""
+        ...
+
+    async def until(self, condition: Callable[[], bool], timeout: float) -> bool: ...
+
+    def port_state(self, port: int) -> str:
+        """The port machine's state by name ("idle", "talking"...), as /api/live has it."""
+        ...
+
+    async def ring_cadence(self, port: int, count: int, timeout: float) -> tuple[int, ...]:
+        """The first ``count`` segments (on, off... ms) of the ringing on ``port``."""
+        ...
 
 
 class SimRig:
@@ -109,6 +175,22 @@ class SimRig:
             os.environ["ALSA_CONFIG_PATH"] = self._alsa_before
 
     # -- the phone side ---------------------------------------------------------------
+
+    @property
+    def country(self) -> str:
+        return self.spec.country
+
+    @property
+    def cadence_tolerance_ms(self) -> int:
+        return 0  # the sim controller rings exactly the cadence it was given
+
+    def port_state(self, port: int) -> str:
+        assert self.ports is not None
+        return str(self.ports.ports[port].state.value)
+
+    async def ring_cadence(self, port: int, count: int, timeout: float) -> tuple[int, ...]:
+        """The cadence the sim controller was told to ring (it is known at once)."""
+        return self.phone(port).cadence[:count]
 
     def phone(self, port: int) -> SimPhone:
         assert self.sim is not None

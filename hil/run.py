@@ -2,9 +2,11 @@
 
 The analog scenarios run the ports alone (``SimRig``, call control played by the
 scenario); the call scenarios run the whole appliance with a SIP desk phone
-(``ApplianceRig``).
+(``ApplianceRig``). With ``--rig FILE`` (a bench file, hil/README.md) the scenarios a
+bench can run go against a real board instead (``BenchRig``); those needing a port
+the bench does not wire are left out and said so.
 
-python -m hil.run [--only NAME,...] [--out DIR]
+python -m hil.run [--rig hil/bench.toml] [--only NAME,...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,20 +21,11 @@ from typing import Any
 
 from hil.report import Report, ScenarioResult
 from hil.rig import SimRig
-from hil.scenarios.analog import PREPARE, SCENARIOS
+from hil.scenarios.analog import BENCH, PREPARE, SCENARIOS
 
 SCENARIO_TIMEOUT = 45.0
 
-
-def _call_scenarios() -> tuple[dict[str, Any], dict[str, Any]]:
-    # imported late: the call scenarios need baresip's driver and the whole appliance
-    from hil.scenarios.calls import CALL_PREPARE, CALL_SCENARIOS
-
-    return CALL_SCENARIOS, CALL_PREPARE
-
-
-ALL_NAMES = [
-    *SCENARIOS,
+CALL_NAMES = [
     "fxs_calls_sip_phone",
     "sip_phone_rings_fxs",
     "far_end_hangup_releases_fxs",
@@ -42,18 +35,42 @@ ALL_NAMES = [
     "sip_phone_dials_out_on_the_line",
     "fxs_flash_holds_and_resumes",
 ]
+ALL_NAMES = [*SCENARIOS, *CALL_NAMES]
 
 
-async def run_one(name: str, folder: Path) -> ScenarioResult:
+def _call_scenarios() -> tuple[dict[str, Any], dict[str, Any]]:
+    # imported late: the call scenarios need baresip's driver and the whole appliance
+    from hil.scenarios.calls import CALL_PREPARE, CALL_SCENARIOS
+
+    return CALL_SCENARIOS, CALL_PREPARE
+
+
+def bench_ports() -> dict[str, tuple[int, ...]]:
+    """The scenarios a bench can run, in run order, with the ports each needs."""
+    from hil.scenarios.calls import BENCH as CALL_BENCH
+
+    wanted = {**BENCH, **CALL_BENCH}
+    return {name: wanted[name] for name in ALL_NAMES if name in wanted}
+
+
+async def run_one(name: str, folder: Path, bench: Any = None) -> ScenarioResult:
+    """``name`` on a fresh rig: the sim's, or with ``bench`` (a ``BenchConfig``) a
+    ``BenchRig`` on it."""
     result = ScenarioResult(name)
-    rig: SimRig
-    if name in SCENARIOS:
-        rig, scenario, prepare = SimRig(folder / name), SCENARIOS[name], PREPARE.get(name)
+    rig: Any
+    calls, call_prepare = ({}, {}) if name in SCENARIOS else _call_scenarios()
+    scenario = SCENARIOS[name] if name in SCENARIOS else calls[name]
+    prepare = PREPARE.get(name) if name in SCENARIOS else call_prepare.get(name)
+    if bench is not None:
+        from hil.bench import BenchRig
+
+        rig = BenchRig(bench, folder / name)
+    elif name in SCENARIOS:
+        rig = SimRig(folder / name)
     else:
         from hil.appliance_rig import ApplianceRig
 
-        calls, call_prepare = _call_scenarios()
-        rig, scenario, prepare = ApplianceRig(folder / name), calls[name], call_prepare.get(name)
+        rig = ApplianceRig(folder / name)
     if prepare is not None:
         prepare(rig)
     started = time.monotonic()
@@ -77,24 +94,49 @@ async def run_one(name: str, folder: Path) -> ScenarioResult:
     return result
 
 
-async def run(names: list[str], folder: Path) -> Report:
-    report = Report(board="sim", side="sim")
+async def run(names: list[str], folder: Path, bench: Any = None) -> Report:
+    if bench is None:
+        report = Report(board="sim", side="sim")
+    else:
+        report = Report(board=bench.board.name, side=f"bench {bench.name}")
     for name in names:
-        report.results.append(await run_one(name, folder))
+        report.results.append(await run_one(name, folder, bench))
     return report
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rig", type=Path, help="a bench file: run against a real board")
     parser.add_argument("--only", help="comma-separated scenario names")
     parser.add_argument("--out", type=Path, default=Path("hil-results"))
     args = parser.parse_args(argv)
-    names = args.only.split(",") if args.only else list(ALL_NAMES)
-    unknown = [n for n in names if n not in ALL_NAMES]
+    bench = None
+    known = list(ALL_NAMES)
+    left_out: list[str] = []
+    if args.rig is not None:
+        from hil.bench_config import BenchConfigError, load_bench
+
+        try:
+            bench = load_bench(args.rig)
+        except BenchConfigError as exc:
+            parser.error(str(exc))
+        capable = bench_ports()
+        wired = bench.ports()
+        known = [n for n, ports in capable.items() if set(ports) <= wired]
+        left_out = [
+            f"{n} (needs port {', '.join(map(str, sorted(set(p) - wired)))})"
+            for n, p in capable.items()
+            if n not in known
+        ]
+    names = args.only.split(",") if args.only else known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(ALL_NAMES)}")
+        where = "on this bench" if bench is not None else "known"
+        parser.error(f"scenario(s) {unknown} not runnable; {where}: {', '.join(known)}")
+    for text in left_out:
+        sys.stdout.write(f"not on this bench: {text}\n")
     with tempfile.TemporaryDirectory(prefix="yakyak-hil-") as tmp:
-        report = asyncio.run(run(names, Path(tmp)))
+        report = asyncio.run(run(names, Path(tmp), bench))
     sys.stdout.write(report.text() + "\n")
     path = report.write_json(args.out)
     sys.stdout.write(f"report: {path}\n")

@@ -1,5 +1,10 @@
 """Scenarios for the analog ports, each ``async def (rig, result)``: it raises
-AssertionError (or times out) to fail and records what it measured on ``result``."""
+AssertionError (or times out) to fail and records what it measured on ``result``.
+
+They run the ports alone (``SimRig``) and play call control themselves
+(``rig.ports.offer``, the ``PlaceCall`` actions the ports raise, the sim controller's
+reset), which only an in-process rig has: all but ``fxs_dial_tone`` are sim-only.
+``BENCH`` lists those a bench runs too, with the ports each needs."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from appliance.dsp.callerid import FskReceiver, FskStandard
 from appliance.dsp.dtmf import dtmf_symbol
 from appliance.dsp.tones import ToneKind, tone_for
 from appliance.hw.port_audio import tone_present
-from appliance.lines.fxs import FxsPort, FxsState
+from appliance.lines.fxs import FxsState
 from appliance.lines.port_actions import (
     AnswerIncoming,
     IncomingCall,
@@ -25,7 +30,7 @@ from appliance.lines.port_actions import (
 )
 from appliance.lines.signals import FeedMode
 from hil.report import ScenarioResult
-from hil.rig import SimRig
+from hil.rig import Rig, SimRig
 
 FXS, FXS2, FXO = 1, 2, 3
 DIAL_TONE_LIMIT_MS: Final = 300.0
@@ -42,9 +47,9 @@ def tone_onset(samples: npt.NDArray[np.int16], freqs: tuple[int, ...]) -> int | 
     return None
 
 
-async def heard_tone(rig: SimRig, port: int, kind: ToneKind, since: int, timeout: float) -> int:
+async def heard_tone(rig: Rig, port: int, kind: ToneKind, since: int, timeout: float) -> int:
     """Samples after ``since`` until the tone is heard on the port (fails after timeout)."""
-    freqs = tone_for(rig.spec.country, kind).frequencies_hz
+    freqs = tone_for(rig.country, kind).frequencies_hz
     found: list[int] = []
 
     def seen() -> bool:
@@ -57,17 +62,18 @@ async def heard_tone(rig: SimRig, port: int, kind: ToneKind, since: int, timeout
     return found[0]
 
 
-def port_state(rig: SimRig, port: int) -> object:
-    assert rig.ports is not None
-    machine = rig.ports.ports[port]
-    return machine.state if isinstance(machine, FxsPort) else None
+def same_cadence(measured: tuple[int, ...], expected: tuple[int, ...], tolerance: int) -> bool:
+    """Segment by segment within ``tolerance`` ms (0 on the sim: exactly)."""
+    return len(measured) == len(expected) and all(
+        abs(m - e) <= tolerance for m, e in zip(measured, expected, strict=True)
+    )
 
 
 def calls_of(rig: SimRig, kind: type) -> list[object]:
     return [action for _, _, action in rig.calls if isinstance(action, kind)]
 
 
-async def fxs_dial_tone(rig: SimRig, result: ScenarioResult) -> None:
+async def fxs_dial_tone(rig: Rig, result: ScenarioResult) -> None:
     mark = len(rig.played(FXS))
     rig.phone(FXS).lift()
     onset = await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)
@@ -137,7 +143,7 @@ async def fxs_ring_caller_id_answer(rig: SimRig, result: ScenarioResult) -> None
     result.timing("caller_id_after_offer", (time.monotonic() - offered) * 1000)
     rig.phone(FXS).lift()
     assert await rig.until(lambda: bool(calls_of(rig, AnswerIncoming)), 2.0), rig.calls
-    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.TALKING, 1.0)
+    assert await rig.until(lambda: rig.port_state(FXS) == FxsState.TALKING.value, 1.0)
     rig.ports.offer(FXS, RemoteAnswered())
 
 
@@ -150,9 +156,9 @@ async def fxs_far_end_hangup(rig: SimRig, result: ScenarioResult) -> None:
     assert await rig.until(lambda: rig.phone(FXS).feed is FeedMode.OPEN, 2.0), "no loop drop"
     result.timing("loop_drop", (time.monotonic() - released) * 1000)
     await heard_tone(rig, FXS, ToneKind.BUSY, mark, 3.0)
-    assert port_state(rig, FXS) is FxsState.LOCKOUT
+    assert rig.port_state(FXS) == FxsState.LOCKOUT.value
     rig.phone(FXS).hang_up()
-    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "port held"
+    assert await rig.until(lambda: rig.port_state(FXS) == FxsState.IDLE.value, 3.0), "port held"
 
 
 async def fxo_inbound_ring(rig: SimRig, result: ScenarioResult) -> None:
@@ -184,7 +190,7 @@ async def controller_reset_recovered(rig: SimRig, result: ScenarioResult) -> Non
     result.timing("reconfigured", (time.monotonic() - reset_at) * 1000)
     # the port works again: a real hang-up (longer than a flash), then a fresh lift
     rig.phone(FXS).hang_up()
-    assert await rig.until(lambda: port_state(rig, FXS) is FxsState.IDLE, 3.0), "not idle"
+    assert await rig.until(lambda: rig.port_state(FXS) == FxsState.IDLE.value, 3.0), "not idle"
     mark = len(rig.played(FXS))
     rig.phone(FXS).lift()
     await heard_tone(rig, FXS, ToneKind.DIAL, mark, 2.0)
@@ -202,4 +208,7 @@ SCENARIOS: Final[dict[str, Scenario]] = {
 }
 PREPARE: Final[dict[str, Callable[[SimRig], None]]] = {
     "fxs_dtmf_dialing": prepare_dtmf_dialing,
+}
+BENCH: Final[dict[str, tuple[int, ...]]] = {  # bench-capable: the ports each needs
+    "fxs_dial_tone": (FXS,),
 }
