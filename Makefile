@@ -26,7 +26,7 @@ SOUND_DEBS := asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav \
 	asterisk-core-sounds-fr-wav asterisk-moh-opsound-wav
 RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev libasound2-dev \
 	$(SOUND_DEBS)
-TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip
+TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip chromium chromium-driver systemd
 BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3 rtpengine-daemon
 
 DATA ?= var

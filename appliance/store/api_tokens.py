@@ -99,6 +99,8 @@ class ApiTokens:
         )
 
     def get(self, token_id: int) -> TokenInfo:
+        if not 0 < token_id < 2**63:  # SQLite's INTEGER: a larger id cannot exist
+            raise NotFoundError(f"no token {token_id}")
         row = self._query().where(ApiToken.id == token_id).first(self._db)
         if row is None:
             raise NotFoundError(f"no token {token_id}")

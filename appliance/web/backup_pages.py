@@ -266,6 +266,7 @@ def register_backup_pages(
         "Check a backup archive (the body, sent as application/gzip) and stage its restore, "
         "applied at the next start; a bad archive answers 400 naming what is wrong",
         response=RESTORE_STATUS,
+        consumes=MEDIA_TYPE,
     )
     def restore_api() -> dict[str, object]:
         folder = data_dir()

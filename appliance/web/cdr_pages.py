@@ -405,6 +405,14 @@ def register_cdr_pages(reg: Registry, services: WebServices) -> None:
         "Call log, newest first (only your extension's calls without cdr:read); query: "
         "since, until (Unix time), search, disposition, limit, offset",
         response=CDR_PAGE,
+        query=(
+            ("since", "number"),
+            ("until", "number"),
+            ("search", "string"),
+            ("disposition", "string"),
+            ("limit", "integer"),
+            ("offset", "integer"),
+        ),
     )
     def cdr_api() -> dict[str, object]:
         since = _query_number("since")

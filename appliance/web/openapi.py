@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 from appliance.web.registry import PUBLIC, SIGNED_IN, Registry, RouteSpec, Schema
 from appliance.web.schemas import ERROR
@@ -13,6 +13,12 @@ _ERRORS: Final[dict[int, str]] = {
     401: "Not signed in, or a bad API token",
     403: "Signed in, but the role lacks the permission (or the CSRF token is wrong)",
     404: "No such object",
+}
+# Where the request has a body: what the body checks answer before any handler.
+_BODY_ERRORS: Final[dict[int, str]] = {
+    411: "The body needs a Content-Length",
+    413: "The body is larger than allowed",
+    415: "The body is not of the media type this operation takes",
 }
 
 
@@ -29,7 +35,10 @@ def _operation(spec: RouteSpec) -> dict[str, object]:
         responses[str(spec.status)] = {"description": "Done"}
     else:
         responses[str(spec.status)] = _json(spec.response, "Success")
-    for status, description in _ERRORS.items():
+    errors = dict(_ERRORS)
+    if spec.request is not None or spec.consumes is not None:
+        errors |= _BODY_ERRORS
+    for status, description in errors.items():
         responses[str(status)] = _json(ERROR, description)
     operation: dict[str, object] = {
         "summary": spec.summary,
@@ -51,11 +60,22 @@ def _operation(spec: RouteSpec) -> dict[str, object]:
             }
             for name, kind in spec.parameters
         ]
-    if spec.request is not None:
+    if spec.consumes is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {spec.consumes: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    elif spec.request is not None:
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": spec.request}},
         }
+    if spec.query:
+        params = cast(list[dict[str, object]], operation.setdefault("parameters", []))
+        params.extend(
+            {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+            for name, kind in spec.query
+        )
     return operation
 
 

@@ -41,6 +41,10 @@ class RouteSpec:
     nav_order: int = 50
     # A success body that is not JSON (an archive, a WAV): its media type
     produces: str | None = None
+    # A request body that is not JSON (an archive): its media type
+    consumes: str | None = None
+    # Query parameters the handler reads: (name, JSON Schema type)
+    query: tuple[tuple[str, str], ...] = ()
 
     @property
     def openapi_path(self) -> str:
@@ -73,6 +77,8 @@ class Registry:
         nav: str | None = None,
         nav_order: int = 50,
         produces: str | None = None,
+        consumes: str | None = None,
+        query: tuple[tuple[str, str], ...] = (),
     ) -> Callable[[Handler], Handler]:
         if permission not in ROUTE_PERMISSIONS:
             raise ValueError(f"{method} {rule}: unknown permission {permission!r}")
@@ -89,6 +95,8 @@ class Registry:
             nav=nav,
             nav_order=nav_order,
             produces=produces,
+            consumes=consumes,
+            query=query,
         )
         if nav is not None and (method != "GET" or "<" in rule):
             raise ValueError(f"{method} {rule}: only a GET page without parameters is a menu entry")
