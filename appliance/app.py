@@ -63,7 +63,7 @@ from appliance.store.routes import build_dialplan
 from appliance.store.settings import COUNTRY_KEY, get_setting, set_setting
 from appliance.system.admin_reset import reset_admin_password
 from appliance.system.logs import setup_logging
-from appliance.system.notify import Notifier
+from appliance.system.notify import Notifier, running_status
 from appliance.system.restore import discard_previous_state
 from appliance.web.live import CallView, LiveSnapshot, RegistrationView
 from appliance.web.server import WebServer, start_web
@@ -71,6 +71,7 @@ from appliance.web.server import WebServer, start_web
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_PERIOD: Final = 1.0  # s: reload check, binding expiry, watchdog ping
+STATUS_EVERY: Final = 5  # housekeeping rounds between systemd STATUS= summaries
 # s: binding changes gather on the loop this long before the writer thread gets them;
 # a power cut can lose at most this much (phones re-register), and the thread wakes
 # a few times a second instead of once per REGISTER.
@@ -108,6 +109,7 @@ class Appliance:
                 asserts_caller=True,
             )
         self.notifier = Notifier()
+        self.web_url: str | None = None  # set once the web UI listens: STATUS= updates begin
         self.db: peewee.SqliteDatabase = open_database(config.database_path)
         self.directory = Directory(self.db, config.general.domain)
         self.writer = RegistrationWriter(self.db)
@@ -447,9 +449,14 @@ class Appliance:
     # -- periodic work -------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(HOUSEKEEPING_PERIOD)
-            self.notifier.watchdog()
+            self.notifier.watchdog()  # from the loop: a stalled loop stops the pings
+            rounds += 1
+            if self.web_url is not None and rounds % STATUS_EVERY == 0:
+                summary = running_status(len(self.calls), len(self.registrar), self.web_url)
+                self.notifier.status(summary)  # sent only when it changed
             self._wall_offset = time.time() - self.loop.time()  # follow NTP steps
             try:
                 revision = self._read_revision()
@@ -726,7 +733,8 @@ async def _run(config: Config, started: float, restored: bool = False) -> int:
         f"{len(appliance.registrar)} registrations restored; web UI on {web.url}"
     )
     log.info("ready in %.2f s (pid %d): %s", time.monotonic() - started, os.getpid(), summary)
-    appliance.notifier.ready(summary)
+    appliance.notifier.ready(summary)  # SIP and the web UI both listen by now
+    appliance.web_url = web.url
     if restored:
         discard_previous_state(config.data_dir)  # the restored state runs: the old can go
     await stop.wait()

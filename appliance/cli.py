@@ -11,10 +11,11 @@ import argparse
 import json
 import os
 import secrets
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +26,7 @@ import peewee
 from appliance.config import (
     CONFIG_FILE,
     DATABASE_FILE,
+    LAN_HOST,
     Config,
     ConfigError,
     GeneralConfig,
@@ -42,6 +44,7 @@ from appliance.store.registrations import count_active
 from appliance.store.users import Accounts
 from appliance.store.voicemail import VoicemailStore
 from appliance.system import admin_reset
+from appliance.system.maintenance import DEFAULT_KEEP_DAYS
 from appliance.system.restore import apply_pending_restore
 
 ADMIN_USERNAME: Final = admin_reset.ADMIN_USERNAME
@@ -470,6 +473,88 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_setup(data: Path, password: str) -> None:
+    """`yakyak init`'s steps for the first boot: the default config (unless the image
+    put one there, e.g. naming the board) and the database with the admin account."""
+    if not (data / CONFIG_FILE).exists():
+        write_default(data, GeneralConfig().domain)
+    _create_database(Config.load(data), password).close()
+
+
+def _certificate_hosts() -> list[str]:
+    """What the first self-signed certificate covers: the LAN address if the network
+    is up already, the host name, name.local and the loopback addresses."""
+    from appliance.net.routes import SourceAddresses  # sockets: this command only
+    from appliance.web.server import local_names
+
+    return local_names(SourceAddresses().towards(LAN_HOST))
+
+
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    from appliance.system import firstboot
+    from appliance.system.logs import setup_logging
+
+    setup_logging("info")
+    done = firstboot.first_boot(
+        args.data,
+        create_setup=_first_setup,
+        new_password=lambda: secrets.token_urlsafe(12),
+        hosts=_certificate_hosts(),
+        now=datetime.now(UTC),
+        boot_file=args.boot_file,
+    )
+    if done is None:
+        out(f"first boot was done already ({args.data / firstboot.MARKER})")
+        return 0
+    where = [str(done.password_file)] + ([str(done.boot_file)] if done.boot_file else [])
+    _box(
+        [
+            "YakYak is set up." if done.created_database else "YakYak: new admin password.",
+            "",
+            "web UI: https://yakyak.local/ or https://THIS-BOX-ADDRESS/",
+            f"user {ADMIN_USERNAME}, password {done.password}",
+            "(change it at the first sign-in)",
+            f"written to {', '.join(where)}",
+            "",
+            "certificate SHA-256 fingerprint:",
+            done.certificate.sha256,
+        ]
+    )
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from appliance.system.backup import BackupError
+    from appliance.system.logs import setup_logging
+    from appliance.system.maintenance import MaintenanceError, nightly_backup
+
+    setup_logging("info")
+    try:
+        run = nightly_backup(args.data, now=time.time(), keep_days=args.keep_days)
+    except (MaintenanceError, BackupError, OSError, sqlite3.Error) as exc:
+        err(f"backup failed: {exc}")
+        return 1
+    out(f"backup written: {run.path} ({run.size} bytes)")
+    for path in run.removed:
+        out(f"removed {path} (older than {args.keep_days} days)")
+    return 0
+
+
+def cmd_dbcheck(args: argparse.Namespace) -> int:
+    from appliance.system.logs import setup_logging
+    from appliance.system.maintenance import MaintenanceError, check_database, report
+
+    setup_logging("info")
+    path = args.data / DATABASE_FILE
+    try:
+        check = check_database(path)
+    except MaintenanceError as exc:
+        err(f"database check failed: {exc}")
+        return 1
+    report(path, check)
+    return 0 if check.ok else 1
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -571,6 +656,25 @@ def build_parser(default_data: Path) -> argparse.ArgumentParser:
     load.add_argument("file", type=Path)
 
     command(commands, "demo", cmd_demo, "set up demo extensions 101-103 if there is no database")
+
+    first = command(
+        commands, "firstboot", cmd_firstboot, "first boot: certificate, admin password, database"
+    )
+    first.add_argument(
+        "--boot-file",
+        type=Path,
+        metavar="FILE",
+        help="also write the admin password here, e.g. /boot/firmware/yakyak-admin.txt",
+    )
+    backup = command(commands, "backup", cmd_backup, "write a backup into DIR/backups")
+    backup.add_argument(
+        "--keep-days",
+        type=int,
+        default=DEFAULT_KEEP_DAYS,
+        metavar="N",
+        help="remove backups older than N days (default: %(default)s)",
+    )
+    command(commands, "dbcheck", cmd_dbcheck, "check the database's integrity and foreign keys")
     return parser
 
 

@@ -62,3 +62,25 @@ def test_ready_then_stopping(yakyak_servers: ServerFactory, notify_socket: socke
 
     stopping = wait_for_notification(notify_socket, "STOPPING=1", NOTIFY_TIMEOUT)
     assert stopping and "STOPPING=1" in stopping[-1].splitlines(), (stopping, server.log())
+
+
+def test_watchdog_pings_and_running_status(
+    yakyak_servers: ServerFactory, notify_socket: socket.socket
+) -> None:
+    """After READY=1: WATCHDOG=1 about every second (the housekeeping coroutine) and,
+    within STATUS_EVERY rounds, the running STATUS= summary with the web URL."""
+    server = yakyak_servers(env={"NOTIFY_SOCKET": notify_socket.getsockname()})
+    ready = wait_for_notification(notify_socket, "READY=1", NOTIFY_TIMEOUT)
+    assert ready and "READY=1" in ready[-1].splitlines(), (ready, server.log())
+
+    seen: list[str] = []
+    deadline = time.monotonic() + 5 + NOTIFY_TIMEOUT  # STATUS_EVERY rounds of 1 s
+    while time.monotonic() < deadline:
+        seen += wait_for_notification(notify_socket, "WATCHDOG=1", NOTIFY_TIMEOUT)
+        if any(m.startswith("STATUS=") and "in progress" in m for m in seen):
+            break
+    statuses = [m for m in seen if m.startswith("STATUS=")]
+    assert statuses, (seen, server.log())
+    assert statuses[0].startswith("STATUS=0 calls in progress, 0 registrations; web UI on https://")
+    assert seen.count("WATCHDOG=1") >= 3, seen
+    assert server.stop() == 0, server.log()

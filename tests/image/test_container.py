@@ -1,0 +1,187 @@
+"""The YakYak rootfs booted in systemd-nspawn, checked from outside (issue #8):
+the service is up, SIP OPTIONS gets 200, the web sign-in page loads over HTTPS, a phone
+registers with sipp, and the watchdog restarts a frozen service. Tests run in file order
+against one boot; the watchdog test goes last as it restarts the service."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from image.nspawn import ARTIFACTS, Container
+
+REPO = Path(__file__).resolve().parents[2]
+SIPP = "/usr/bin/sipp"
+REGISTER_SCENARIO = REPO / "tests" / "e2e" / "sipp" / "register_auth.xml"
+DOMAIN = "yakyak.local"  # `yakyak firstboot` keeps init's default domain
+RELOADED = "directory or lockouts changed: reloaded"  # tests/e2e/test_cli_live.py
+
+
+def is_active(container: Container, unit: str) -> bool:
+    return container.run_status("systemctl", "is-active", unit).stdout.strip() == "active"
+
+
+@pytest.mark.timeout(240)
+def test_yakyak_service_becomes_active(container: Container) -> None:
+    container.wait_for("yakyak.service active", lambda: is_active(container, "yakyak"), 120)
+    boot_to_ready = time.monotonic() - container.started
+    ready = container.show("yakyak", "ActiveState", "SubState", "Type", "NRestarts")
+    assert ready["SubState"] == "running", ready
+    assert ready["NRestarts"] == "0", "it started cleanly, without restarts"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "boot-to-ready.txt").write_text(f"{boot_to_ready:.1f} s\n")
+
+
+def test_first_boot_ran_and_wrote_the_data_partition(container: Container) -> None:
+    assert is_active(container, "yakyak-firstboot")
+    assert (container.data / "yakyak" / "yakyak.db").is_file()
+    assert (container.boot / "yakyak-admin.txt").is_file(), "the installer's copy of the password"
+
+
+def test_root_is_read_only_and_identity_is_the_appliances(container: Container) -> None:
+    touch = container.run_status("touch", "/usr/yakyak-write-test")
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr
+    assert container.run("hostname") == "yakyak"
+    assert container.run_status("systemctl", "is-enabled", "ssh.service").stdout.strip() == (
+        "disabled"
+    )
+    assert not is_active(container, "ssh.service"), "SSH is off by default"
+    assert is_active(container, "avahi-daemon.service"), "mDNS: yakyak.local"
+    # timesyncd is skipped in containers (ConditionVirtualization=!container) but enabled
+    enabled = container.run_status("systemctl", "is-enabled", "systemd-timesyncd.service")
+    assert enabled.stdout.strip() == "enabled"
+
+
+def test_update_keyring_is_the_build_certificate(container: Container) -> None:
+    cert = subprocess.run(
+        [REPO / "image" / "bundle.sh", "key"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert container.run("cat", "/etc/rauc/keyring.pem") == Path(cert).read_text().strip()
+
+
+def test_no_failed_units(container: Container) -> None:
+    failed = container.run("systemctl", "list-units", "--failed", "--plain", "--no-legend")
+    assert failed == ""
+
+
+def test_sip_options_answered_200(container: Container) -> None:
+    container.wait_for("yakyak.service active", lambda: is_active(container, "yakyak"), 60)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((container.network.host_address, 0))
+        sock.settimeout(0.5)
+        port = sock.getsockname()[1]
+        request = (
+            f"OPTIONS sip:{container.address} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {container.network.host_address}:{port}"
+            f";branch=z9hG4bK{secrets.token_hex(8)}\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@{container.network.host_address}>;tag={secrets.token_hex(4)}\r\n"
+            f"To: <sip:{container.address}>\r\n"
+            f"Call-ID: {secrets.token_hex(8)}@image-test\r\n"
+            "CSeq: 1 OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        answer = b""
+        for _ in range(10):  # RFC 3261 Timer E: retransmit until answered
+            sock.sendto(request, (container.address, 5060))
+            try:
+                answer, _ = sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            if not answer.startswith(b"SIP/2.0 1"):
+                break
+    assert answer.split(b"\r\n", 1)[0] == b"SIP/2.0 200 OK", answer[:200]
+
+
+def test_web_sign_in_page_over_https(container: Container) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # first boot's self-signed certificate, checked below
+    url = f"https://{container.address}/login"
+    with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        assert response.status == 200
+        body = response.read().decode()
+    assert 'action="/login"' in body
+    # the certificate served is the one first boot made and announced
+    der = ssl.get_server_certificate((container.address, 443))
+    fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(der)).hexdigest().upper()
+    announced = (container.boot / "yakyak-admin.txt").read_text()
+    pairs = ":".join(fingerprint[i : i + 2] for i in range(0, len(fingerprint), 2))
+    assert fingerprint in announced.replace(":", "") or pairs in announced
+
+
+@pytest.mark.timeout(120)
+def test_sipp_registers_an_extension(container: Container, tmp_path: Path) -> None:
+    password = secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+    # as the service's user: the database and its WAL must stay the service's files
+    container.run(
+        "runuser", "-u", "yakyak", "--", "/opt/yakyak/venv/bin/yakyak", "ext", "add", "150",
+        "--data", "/var/lib/yakyak", "--password", password,
+    )  # fmt: skip
+
+    def reloaded() -> bool:  # the server rereads its directory about every second
+        log = container.run("journalctl", "-b", "-u", "yakyak", "-o", "cat", "--no-pager")
+        return RELOADED in log
+
+    container.wait_for("the server to reload its directory", reloaded, 15)
+    injection = tmp_path / "users.csv"
+    injection.write_text(
+        "SEQUENTIAL\n"
+        f"150;{DOMAIN};[authentication username=150 password={password}];"
+        f"[authentication username=150 password=wrong-{password}]\n"
+    )
+    done = subprocess.run(
+        [
+            SIPP, "-sf", str(REGISTER_SCENARIO), "-inf", str(injection),
+            "-i", container.network.host_address, "-p", "0", "-m", "1", "-timeout", "30s",
+            "-nostdin", "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
+            f"{container.address}:5060",
+        ],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    errors = (tmp_path / "sipp-errors.log").read_text() if done.returncode else ""
+    assert done.returncode == 0, f"sipp exited {done.returncode}\n{done.stdout[-2000:]}{errors}"
+    contacts = container.run(
+        "runuser", "-u", "yakyak", "--", "/opt/yakyak/venv/bin/yakyak", "ext", "list",
+        "--data", "/var/lib/yakyak",
+    )  # fmt: skip
+    row = next(line.split() for line in contacts.splitlines() if line.startswith("150 "))
+    assert row[-1] == "1", contacts  # one contact registered
+
+
+def test_ssh_switch_file_starts_ssh_with_keys_on_the_data_partition(container: Container) -> None:
+    switch = container.data / "yakyak" / "ssh-enabled"
+    switch.touch()
+    try:
+        container.wait_for("ssh.service active", lambda: is_active(container, "ssh"), 30)
+        assert (container.data / "ssh" / "etc" / "ssh" / "ssh_host_ed25519_key.pub").is_file()
+    finally:
+        switch.unlink()
+        container.run("systemctl", "stop", "ssh.service")
+
+
+@pytest.mark.timeout(150)
+def test_watchdog_restarts_a_frozen_service(container: Container) -> None:
+    before = container.show("yakyak", "MainPID", "NRestarts", "WatchdogUSec")
+    assert before["WatchdogUSec"] not in ("0", "infinity"), "yakyak.service has WatchdogSec="
+    container.run("kill", "-STOP", before["MainPID"])
+
+    def restarted() -> bool:
+        now = container.show("yakyak", "MainPID", "NRestarts", "ActiveState")
+        return (
+            now["NRestarts"] == str(int(before["NRestarts"]) + 1)
+            and now["MainPID"] not in ("0", before["MainPID"])
+            and now["ActiveState"] == "active"
+        )
+
+    container.wait_for("a restart by the watchdog", restarted, 120)
+    log = container.run("journalctl", "-b", "-u", "yakyak", "--no-pager", "-o", "cat")
+    assert "Watchdog timeout" in log

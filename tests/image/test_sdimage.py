@@ -1,0 +1,89 @@
+"""The disk images `make image` wrote (build/image/), read without mounting: the partition
+table, the boot partition's files (mtools), U-Boot's environment as fw_printenv sees it
+through the box's /etc/fw_env.config, and the root slot (debugfs). Skipped unless
+YAKYAK_IMAGE_OUT names the folder (`make image` sets it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+MIB = 1024 * 1024
+
+
+def sh(*argv: str | Path) -> str:
+    return subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def out() -> Path:
+    path = os.environ.get("YAKYAK_IMAGE_OUT")
+    if not path:
+        pytest.skip("no YAKYAK_IMAGE_OUT: `make image` builds the images and runs these")
+    return Path(path)
+
+
+def partitions(disk: Path) -> list[dict[str, object]]:
+    table = json.loads(sh("sfdisk", "--json", disk))["partitiontable"]
+    assert table["label"] == "dos" and table["id"] == "0x59616b59"
+    parts: list[dict[str, object]] = table["partitions"]
+    return parts
+
+
+def extract(disk: Path, part: dict[str, object], to: Path) -> Path:
+    start, size = int(str(part["start"])), int(str(part["size"]))
+    sh("dd", f"if={disk}", f"of={to}", "bs=512", f"skip={start}", f"count={size}",
+       "conv=sparse", "status=none")  # fmt: skip
+    return to
+
+
+@pytest.mark.parametrize("board", ["rpi4", "virt"])
+@pytest.mark.timeout(300)
+def test_layout_boot_files_env_and_root(out: Path, board: str, tmp_path: Path) -> None:
+    disk = out / f"yakyak-{board}-arm64.img"
+    parts = partitions(disk)
+    sizes = [int(str(p["size"])) * 512 // MIB for p in parts]
+    assert sizes == [256, 1536, 1536, 512]
+    boot = extract(disk, parts[0], tmp_path / "boot.vfat")
+    files = sh("mdir", "-b", "-i", boot, "::/")
+    expected = {"boot.scr", "uboot.env"}
+    if board == "rpi4":
+        expected |= {"u-boot.bin", "config.txt", "start4.elf", "fixup4.dat",
+                     "bcm2711-rpi-4-b.dtb"}  # fmt: skip
+    assert expected <= {Path(line.strip()).name for line in files.splitlines()}
+
+    # U-Boot's environment, read as RAUC's backend will on the box
+    sh("mcopy", "-i", boot, "::/uboot.env", tmp_path / "uboot.env")
+    config = tmp_path / "fw_env.config"
+    config.write_text(f"{tmp_path / 'uboot.env'} 0x0000 0x4000\n")
+    env = sh("fw_printenv", "-c", config)
+    assert "BOOT_ORDER=A B" in env and "BOOT_A_LEFT=3" in env and "BOOT_B_LEFT=3" in env
+
+    root = extract(disk, parts[1], tmp_path / "root.ext4")
+    sh("e2fsck", "-fn", root)
+    listing = sh("debugfs", "-R", "ls -p /boot", root)
+    assert "Image" in listing and "initrd.img" in listing
+    keyring = sh("debugfs", "-R", "cat /etc/rauc/keyring.pem", root)
+    assert "BEGIN CERTIFICATE" in keyring
+    assert "yakyak" in sh("debugfs", "-R", "ls /opt/yakyak/venv/bin", root)
+    data = extract(disk, parts[3], tmp_path / "data.ext4")
+    assert "yakyak" in sh("debugfs", "-R", "ls /", data)
+
+
+@pytest.mark.timeout(60)
+def test_bundle_verifies_with_the_images_keyring(out: Path, tmp_path: Path) -> None:
+    disk = out / "yakyak-rpi4-arm64.img"
+    root = extract(disk, partitions(disk)[1], tmp_path / "root.ext4")
+    keyring = tmp_path / "keyring.pem"
+    keyring.write_text(sh("debugfs", "-R", "cat /etc/rauc/keyring.pem", root))
+    info = subprocess.run(
+        ["rauc", "info", f"--keyring={keyring}", str(out / "yakyak-arm64.raucb")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert info.returncode == 0, info.stderr
