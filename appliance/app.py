@@ -713,6 +713,7 @@ async def _run(config: Config, started: float, restored: bool = False) -> int:
             realm=config.general.domain,
             redirect_listen=plain,
             live=LoopSnapshot(loop, appliance.live_snapshot),
+            sip_port=next((lis.port for lis in config.sip.listen), 5060),
         )
     except OSError as exc:
         log.error("cannot listen for the web UI on %s: %s", http, exc)

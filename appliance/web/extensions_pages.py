@@ -154,7 +154,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
         number = values["number"]
         with change(services, "extension.create", number):
             directory.add(number, password, values["name"] or None, values["email"] or None)
-        shown = SipAccount(number, password, server_host(), directory.realm)
+        shown = SipAccount(number, password, server_host(), directory.realm, services.sip_port)
         # Rendered in this answer, not after a redirect: the password is never stored.
         return list_page({}, {}, shown, 201)
 
@@ -260,7 +260,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
         password = generate_password()
         with change(services, "extension.password", number):
             directory.set_password(number, password)
-        shown = SipAccount(number, password, server_host(), directory.realm)
+        shown = SipAccount(number, password, server_host(), directory.realm, services.sip_port)
         return detail_page(number, shown=shown)
 
     @reg.add("GET", "/extensions/<number>/delete", "extension:delete", "Confirm a deletion")

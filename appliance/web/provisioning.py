@@ -19,7 +19,7 @@ import bottle
 import segno
 
 GENERATED_PASSWORD_BYTES: Final = 12  # 16 characters of base64url: ~96 bits
-SIP_PORT: Final = 5060  # the [sip] listen default; the web server is not told another
+SIP_PORT: Final = 5060  # the [sip] listen default (WebServices.sip_port says the real one)
 # A Host header as RFC 9110 §7.2 allows it: a name or an IPv6 literal, then a port.
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})(:[0-9]{1,5})?")
 # RFC 3261 §25.1 `password`: unreserved / escaped / "&" "=" "+" "$" ",".

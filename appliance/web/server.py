@@ -253,6 +253,7 @@ def start_web(
     sessions: SessionPolicy | None = None,
     throttle: ThrottlePolicy | None = None,
     live: LiveSource | None = None,
+    sip_port: int = 5060,
 ) -> WebServer:
     """Serve the web UI on `listen` (HTTPS), and redirect from `redirect_listen`."""
     db = open_database(db_path)
@@ -265,6 +266,7 @@ def start_web(
             throttle=throttle,
             data_dir=data_dir,
             live=live,
+            sip_port=sip_port,
         )
         purged = services.sessions.purge_expired()
         if purged:

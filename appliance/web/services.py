@@ -56,6 +56,7 @@ class WebServices:
     clock: Callable[[], float]
     data_dir: Path | None = None  # voicemail, prompts, backups live under it
     live: LiveSource | None = None  # the running PBX's state; None in tests without one
+    sip_port: int = 5060  # where phones reach the PBX (shown with new credentials)
     # set as the web server stops: long-running answers (event streams) end
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -69,6 +70,7 @@ def build_services(
     throttle: ThrottlePolicy | None = None,
     data_dir: Path | None = None,
     live: LiveSource | None = None,
+    sip_port: int = 5060,
 ) -> WebServices:
     return WebServices(
         db=db,
@@ -81,4 +83,5 @@ def build_services(
         clock=clock,
         data_dir=data_dir,
         live=live,
+        sip_port=sip_port,
     )

@@ -24,7 +24,7 @@ from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import select_field
 from appliance.web.pages import field, form_text, page
-from appliance.web.provisioning import SIP_PORT, generate_password, server_host
+from appliance.web.provisioning import generate_password, server_host
 from appliance.web.registry import Registry
 from appliance.web.services import WebServices
 
@@ -91,7 +91,7 @@ def network_facts(services: WebServices) -> NetworkFacts:
         hostname=hostname,
         addresses=host_addresses(hostname),
         web_host=server_host(),
-        sip_tcp_answers=tcp_answers("127.0.0.1", SIP_PORT, PROBE_TIMEOUT),
+        sip_tcp_answers=tcp_answers("127.0.0.1", services.sip_port, PROBE_TIMEOUT),
         pbx_answers=pbx,
     )
 
@@ -253,7 +253,7 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
             f"<h2>Addresses of this box</h2>"
             f'<ul id="addresses">{addresses or "<li>None found for the host name.</li>"}</ul>'
             "<h2>SIP</h2>"
-            f'<p id="sip-check">SIP port {SIP_PORT} (UDP and TCP, the default listen '
+            f'<p id="sip-check">SIP port {services.sip_port} (UDP and TCP, the default listen '
             f"setting) on this box: TCP {sip}.</p>"
             f'<p id="pbx-check">{e(pbx)}</p>'
             '<p><a href="/setup/extensions" id="network-next">Go on to the first '
@@ -283,7 +283,8 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
                 f"<h2>{len(made)} extension(s) made</h2><p><strong>Copy the passwords now: "
                 "they are shown only once.</strong> Each extension's page can reset its "
                 "password and show a QR code for a softphone.</p>"
-                f'<p>SIP server <code id="sip-server">{host}</code>, port {SIP_PORT} (UDP or '
+                f'<p>SIP server <code id="sip-server">{host}</code>, '
+                f"port {services.sip_port} (UDP or "
                 f'TCP); domain (realm) <code id="sip-realm">{realm}</code>; the user name is '
                 "the extension number.</p>"
                 '<table id="new-passwords"><thead><tr><th>Extension</th><th>Password</th></tr>'

@@ -182,3 +182,16 @@ def test_pages_have_no_inline_script_or_style(admin: Client, path: str) -> None:
     text: Any = admin.get(path).text
     assert "<script" not in text and "style=" not in text and "<style" not in text
     assert re.search(r"\son[a-z]+=", text) is None
+
+
+def test_the_sip_port_shown_is_the_one_the_pbx_listens_on(services: WebServices) -> None:
+    app, _ = create_app(dataclasses.replace(services, sip_port=5070))
+    admin = signed_in(SecurityHeaders(app), "admin")
+    response = admin.post(
+        "/extensions",
+        form={"number": "151", "name": "", "email": "", "csrf_token": admin.csrf()},
+    )
+    assert response.status == 201
+    assert 'id="sip-port-151">5070</code>' in response.text
+    password = shown_password(response.text, "151")
+    assert qr_svg(SipAccount("151", password, HOST, REALM, 5070).uri) in response.text
