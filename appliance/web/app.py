@@ -18,6 +18,7 @@ from appliance.web.api import register_api
 from appliance.web.auth import Guard
 from appliance.web.backup_pages import register_backup_pages
 from appliance.web.cdr_pages import register_cdr_pages
+from appliance.web.certificate_pages import register_certificate_pages
 from appliance.web.dashboard import register_dashboard
 from appliance.web.extensions_pages import register_extension_pages
 from appliance.web.headers import SecurityHeaders
@@ -63,6 +64,7 @@ def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
     register_dashboard(registry, services)
     register_analog_pages(registry, services)
     register_cdr_pages(registry, services)
+    register_certificate_pages(registry, services)
     register_voicemail_pages(registry, services)
     register_backup_pages(registry, services)
     register_routes_pages(registry, services)

@@ -275,6 +275,8 @@ def start_web(
         pem = tls.ensure(data_dir, [*hosts, *local_names(listen[0])], now)
         app = ConnectionPerRequest(wsgi(services), db)
         adapter = BuiltinSSLAdapter(str(pem), str(pem))
+        # a certificate installed from the web UI is used for new connections at once
+        services.certificate.reload = lambda: adapter.context.load_cert_chain(str(pem))
         https = _listen("https", listen, app, threads, adapter)
     finally:
         db.close()  # this thread's connection; requests open their own

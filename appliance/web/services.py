@@ -44,6 +44,14 @@ class SharedThrottle:
             self._throttle.succeeded(address, username)
 
 
+class CertificateHook:
+    """How an installed certificate reaches the running HTTPS listener: the server
+    sets ``reload`` once it has its TLS context (tests and a server-less app leave it)."""
+
+    def __init__(self) -> None:
+        self.reload: Callable[[], None] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class WebServices:
     db: peewee.SqliteDatabase
@@ -57,6 +65,7 @@ class WebServices:
     data_dir: Path | None = None  # voicemail, prompts, backups live under it
     live: LiveSource | None = None  # the running PBX's state; None in tests without one
     sip_port: int = 5060  # where phones reach the PBX (shown with new credentials)
+    certificate: CertificateHook = field(default_factory=CertificateHook)
     # set as the web server stops: long-running answers (event streams) end
     stopping: threading.Event = field(default_factory=threading.Event)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import io
 import re
 import wave
@@ -15,11 +16,13 @@ import pytest
 
 from appliance.config import write_default
 from appliance.store.voicemail import VoicemailStore
+from appliance.web import tls
 from appliance.web.app import create_app
 from appliance.web.headers import SecurityHeaders
 from appliance.web.services import WebServices
 
 from .conftest import Client, signed_in
+from .test_certificate_pages import pair
 
 
 @pytest.fixture
@@ -84,6 +87,8 @@ def test_real_answers_match_the_documented_schemas(
     assert info is not None
     message = f"/api/voicemail/101/messages/{Path(info.recording.path).name}"
     write_default(tmp_path, "yakyak.local")  # a backup carries the configuration
+    tls.ensure(tmp_path, ["yakyak.local"], datetime.datetime.now(datetime.UTC))
+    cert, key = pair("pbx.example.com", services.clock())
     app, _ = create_app(dataclasses.replace(services, data_dir=tmp_path))
     wrapped = SecurityHeaders(app)
     admin, alice = signed_in(wrapped, "admin"), signed_in(wrapped, "alice")
@@ -131,6 +136,8 @@ def test_real_answers_match_the_documented_schemas(
         (admin, "PUT", "/api/ivr", {"menus": {"tour": {"greeting": ["welcome"]}}}),
         (admin, "GET", "/api/audit", None),
         (admin, "GET", "/api/cdr", None),
+        (admin, "GET", "/api/certificate", None),
+        (admin, "PUT", "/api/certificate", {"certificate": cert.decode(), "key": key.decode()}),
         (admin, "GET", "/api/voicemail", None),
         (admin, "GET", "/api/voicemail/101", None),
         (admin, "GET", message, None),
