@@ -60,7 +60,7 @@ from appliance.store.errors import StoreError
 from appliance.store.extensions import Directory
 from appliance.store.registrations import RegistrationWriter, load_active
 from appliance.store.routes import build_dialplan
-from appliance.store.settings import COUNTRY_KEY, get_setting, set_setting
+from appliance.store.settings import ANALOG_ROLES_KEY, COUNTRY_KEY, get_setting, set_setting
 from appliance.system.admin_reset import reset_admin_password
 from appliance.system.logs import setup_logging
 from appliance.system.notify import Notifier, running_status
@@ -317,17 +317,18 @@ class Appliance:
             return
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(udp.host, udp.host)
         roles: dict[int, PortRole] = {}
-        wanted = self.config.board
+        fxs, fxo = port_roles(
+            self.config.board.fxs_extensions,
+            self.config.board.fxo_inbound,
+            get_setting(self.db, ANALOG_ROLES_KEY),
+        )
         for spec in board.ports:
-            if spec.type is PortType.FXS and spec.number in wanted.fxs_extensions:
-                number = wanted.fxs_extensions[spec.number]
+            if spec.type is PortType.FXS and spec.number in fxs:
+                number = fxs[spec.number]
                 roles[spec.number] = PortRole(spec.number, number, _LiveHa1(self.auth, number))
-            elif spec.type is PortType.FXO and spec.number in wanted.fxo_inbound:
+            elif spec.type is PortType.FXO and spec.number in fxo:
                 roles[spec.number] = PortRole(
-                    spec.number,
-                    TRUNK_ACCOUNT,
-                    self._trunk.ha1,
-                    inbound=wanted.fxo_inbound[spec.number],
+                    spec.number, TRUNK_ACCOUNT, self._trunk.ha1, inbound=fxo[spec.number]
                 )
         vm = self.config.voicemail
         dialable = _Dialable(self.auth, (vm.own_code, vm.any_code))
@@ -591,6 +592,28 @@ class _Dialable(Collection[str]):
 
     def __len__(self) -> int:
         return len(self._numbers())
+
+
+def port_roles(
+    fxs: Mapping[int, str], fxo: Mapping[int, str], saved: object
+) -> tuple[dict[int, str], dict[int, str]]:
+    """The ports' roles: yakyak.toml's, with what the web UI saved over them (a port
+    saved empty has no role). A saved value that is not a dialable number is ignored."""
+    merged = (dict(fxs), dict(fxo))
+    if not isinstance(saved, dict):
+        return merged
+    for kind, roles in zip(("fxs", "fxo"), merged, strict=True):
+        table = saved.get(kind)
+        if not isinstance(table, dict):
+            continue
+        for port, number in table.items():
+            if not (isinstance(port, str) and port.isdigit() and isinstance(number, str)):
+                continue
+            if number == "":
+                roles.pop(int(port), None)
+            elif not set(number) - set("0123456789*#+"):
+                roles[int(port)] = number
+    return merged
 
 
 def _tone_country(chosen: object, configured: str) -> str:

@@ -21,6 +21,9 @@ MAX_VALUE_BYTES: Final = 64 * 1024
 # Set by the web UI's first-run wizard, read by the PBX at start.
 TIME_ZONE_KEY: Final = "system.time_zone"  # IANA name, e.g. "Europe/Berlin"
 COUNTRY_KEY: Final = "system.country"  # ISO 3166-1 alpha-2 of the tone plan
+# The analog ports' roles set in the web UI, over yakyak.toml's [board] ones:
+# {"fxs": {"1": "201"}, "fxo": {"3": "500"}} (port number as text -> number)
+ANALOG_ROLES_KEY: Final = "analog.roles"
 _KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")  # dotted, e.g. "voicemail.max_seconds"
 
 

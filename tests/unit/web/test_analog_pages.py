@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from appliance.app import port_roles
+from appliance.store.settings import ANALOG_ROLES_KEY, get_setting
 from appliance.web.app import create_app
 from appliance.web.headers import SecurityHeaders
 from appliance.web.live import LiveSnapshot, PortView
@@ -75,3 +77,46 @@ def test_in_the_menu_after_the_dashboard(admin: Client, app: Any) -> None:
     assert text.index('<a href="/">Dashboard</a>') < text.index(
         '<a href="/analog">Analog ports</a>'
     )
+
+
+def roles_client(services: WebServices) -> Client:
+    app, _ = create_app(dataclasses.replace(services, live=FakeLive()))
+    return signed_in(SecurityHeaders(app), "admin")
+
+
+def test_roles_are_shown_as_running_and_saved_for_the_next_start(services: WebServices) -> None:
+    admin = roles_client(services)
+    text = admin.get("/analog").text
+    assert 'id="role-1"' in text and 'value="201"' in text  # as the port runs now
+    assert 'id="role-3"' in text and 'value="500"' in text
+    form = {f"role-{p.port}": "" for p in SNAPSHOT.ports}
+    form |= {"role-1": "101", "role-3": "*97", "csrf_token": admin.csrf()}
+    response = admin.post("/analog", form=form)
+    assert (response.status, response.header("Location")) == (303, "/analog?saved=1")
+    assert get_setting(services.db, ANALOG_ROLES_KEY)["fxs"]["1"] == "101"  # type: ignore[index]
+    assert "take their new roles when YakYak restarts" in admin.get("/analog?saved=1").text
+    assert 'value="101"' in admin.get("/analog").text  # the saved role is what is shown
+    assert [e.action for e in services.audit.entries(5)][0] == "analog.roles"
+
+
+def test_a_role_that_cannot_work_is_refused_next_to_its_field(services: WebServices) -> None:
+    admin = roles_client(services)
+    form = {f"role-{p.port}": "" for p in SNAPSHOT.ports}
+    form |= {"role-1": "777", "role-3": "5a0", "csrf_token": admin.csrf()}
+    response = admin.post("/analog", form=form)
+    assert response.status == 400
+    assert "there is no extension 777: add it first" in response.text
+    assert "a number to call: digits, *, # and +" in response.text
+    assert 'value="777"' in response.text  # what was typed is kept
+    assert get_setting(services.db, ANALOG_ROLES_KEY) is None
+
+
+def test_roles_saved_in_the_web_ui_go_over_the_files() -> None:
+    fxs, fxo = port_roles(
+        {1: "201", 2: "202"},
+        {3: "500"},
+        {"fxs": {"1": "101", "2": ""}, "fxo": {"3": "5a0"}, "other": 5},
+    )
+    assert fxs == {1: "101"}  # saved empty: no role
+    assert fxo == {3: "500"}  # not a number: the file's stays
+    assert port_roles({1: "201"}, {}, None) == ({1: "201"}, {})
