@@ -54,11 +54,12 @@ ROLE_CHANGE: Final = schemas.obj(
     required=(),
 )
 # The rows are checked one by one by the importer, which names each bad row in its
-# report (and, with ?partial=true, keeps the good ones): so the schema takes any row
-# object, and says in the description what a good row holds.
+# report (and, with ?partial=true, keeps the good ones): so the schema takes any row,
+# and says in the description what a good row holds.
 _ANY_ROW: Final[Schema] = {
-    "type": "object",
     "description": (
+        "any JSON value: a row that is not an object with these fields is reported. A "
+        "good row: "
         "number (string or integer) and password (string) required; name and email "
         "optional (strings)"
     ),
