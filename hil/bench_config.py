@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final
 
 from appliance.hw.board_spec import COUNTRY_PRESETS, GpioSpec
+from appliance.hw.toml_table import TomlTable
 
 SCHEMA_VERSION: Final = 1
 MAX_PORT: Final = 8
@@ -167,104 +168,11 @@ def load_bench(path: Path) -> BenchConfig:
 # -- reading one table ---------------------------------------------------------------
 
 
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
-
-
-class _Table:
-    """Typed getters over one TOML table that raise ``BenchConfigError``, then close()."""
-
-    def __init__(self, raw: Mapping[str, object], where: str, file: str) -> None:
-        self._raw = raw
-        self._where = where
-        self._file = file
-        self._used: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
-
-    def fail(self, key: str, reason: str) -> NoReturn:
-        raise BenchConfigError(self._file, self.path(key), reason)
-
-    def _take(self, key: str, required: bool) -> object:
-        self._used.add(key)
-        if key not in self._raw and required:
-            self.fail(key, "missing")
-        return self._raw.get(key)
-
-    def text(self, key: str, default: str | None = None, max_len: int = 200) -> str:
-        value = self._take(key, default is None)
-        if value is None:
-            return default or ""
-        if not isinstance(value, str) or not 0 < len(value) <= max_len:
-            self.fail(key, f"must be a string of 1 to {max_len} characters, got {_show(value)}")
-        if not value.isprintable():
-            self.fail(key, f"must be printable text, got {_show(value)}")
-        return value
-
-    def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
-        value = self._take(key, default is None)
-        if value is None and default is not None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(key, f"must be an integer from {low} to {high}, got {_show(value)}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self._take(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key, f"must be true or false, got {_show(value)}")
-        return value
-
-    def sub(self, key: str, required: bool = False) -> _Table:
-        value = self._take(key, required)
-        if value is None:
-            return _Table({}, self.path(key), self._file)
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a table, got {_show(value)}")
-        return _Table(value, self.path(key), self._file)
-
-    def tables(self, key: str) -> list[_Table]:
-        value = self._take(key, False)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.fail(key, f"must be an array of tables ([[{key}]]), got {_show(value)}")
-        return [_Table(v, f"{self.path(key)}[{i}]", self._file) for i, v in enumerate(value)]
-
-    def byte_list(self, key: str, default: tuple[int, ...]) -> tuple[int, ...]:
-        value = self._take(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not 1 <= len(value) <= 8:
-            self.fail(key, f"must be an array of 1 to 8 bytes, got {_show(value)}")
-        for index, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= 255:
-                self.fail(f"{key}[{index}]", f"must be a byte from 0 to 255, got {_show(item)}")
-        return tuple(value)
-
-    def close(self) -> None:
-        unknown = sorted(set(self._raw) - self._used)
-        if unknown:
-            expected = ", ".join(sorted(self._used))
-            self.fail(unknown[0], f"unknown key (expected one of: {expected})")
-
-
 # -- the document ----------------------------------------------------------------------
 
 
 def parse_bench(raw: Mapping[str, object], source: Path, file: str) -> BenchConfig:
-    top = _Table(raw, "", file)
+    top = TomlTable(raw, "", file, BenchConfigError)
     schema = top.integer("schema", 1, 1_000)
     if schema != SCHEMA_VERSION:
         top.fail("schema", f"this release reads schema {SCHEMA_VERSION}, got {schema}")
@@ -285,7 +193,7 @@ def parse_bench(raw: Mapping[str, object], source: Path, file: str) -> BenchConf
     return BenchConfig(name, description, source, board, desk, card, timing, fxs, fxo)
 
 
-def _board(t: _Table) -> BoardTarget:
+def _board(t: TomlTable) -> BoardTarget:
     name = t.text("name", max_len=32)
     host = t.text("host", max_len=253)
     if not _HOST.fullmatch(host):
@@ -304,7 +212,7 @@ def _board(t: _Table) -> BoardTarget:
     return BoardTarget(name, host, sip_port, web_url.rstrip("/"), token, verify, ca_file, country)
 
 
-def _desk_phone(t: _Table) -> DeskPhoneSpec:
+def _desk_phone(t: TomlTable) -> DeskPhoneSpec:
     extension = t.text("extension", max_len=15)
     if not _EXTENSION.fullmatch(extension):
         t.fail("extension", f"must be digits, got {extension!r}")
@@ -316,7 +224,7 @@ def _desk_phone(t: _Table) -> DeskPhoneSpec:
     return DeskPhoneSpec(extension, password, local)
 
 
-def _relay_card(t: _Table) -> RelayCardSpec:
+def _relay_card(t: TomlTable) -> RelayCardSpec:
     device = t.text("device", max_len=105)
     if not _DEV_PATH.fullmatch(device) or "/../" in device:
         t.fail("device", f"must be a device path like /dev/ttyUSB0, got {device!r}")
@@ -336,7 +244,7 @@ def _relay_card(t: _Table) -> RelayCardSpec:
     return RelayCardSpec(device, baud, RelayFrame(prefix, on, off, checksum))
 
 
-def _timing(t: _Table) -> BenchTiming:
+def _timing(t: TomlTable) -> BenchTiming:
     d = BenchTiming()
     sample = t.integer("sample_ms", 1, 50, default=d.sample_ms)
     hold = t.integer("ring_hold_ms", 20, 1000, default=d.ring_hold_ms)
@@ -351,7 +259,7 @@ def _timing(t: _Table) -> BenchTiming:
     return BenchTiming(sample, hold, gap, tolerance, loop_open, loop_break, poll)
 
 
-def _gpio(t: _Table, key: str) -> GpioSpec:
+def _gpio(t: TomlTable, key: str) -> GpioSpec:
     sub = t.sub(key, required=True)
     chip = sub.text("chip", max_len=12)
     if not _GPIO_CHIP.fullmatch(chip):
@@ -362,7 +270,7 @@ def _gpio(t: _Table, key: str) -> GpioSpec:
     return GpioSpec(chip, line, active_low)
 
 
-def _audio(t: _Table) -> AudioChannel:
+def _audio(t: TomlTable) -> AudioChannel:
     sub = t.sub("audio", required=True)
     device = sub.text("device", max_len=200)
     channels = sub.integer("channels", 1, 2, default=1)
@@ -373,7 +281,7 @@ def _audio(t: _Table) -> AudioChannel:
     return AudioChannel(device, channels, channel)
 
 
-def _fxs(t: _Table) -> FxsBench:
+def _fxs(t: TomlTable) -> FxsBench:
     port = t.integer("port", 1, MAX_PORT)
     relay = t.integer("relay", 1, MAX_RELAY)
     ring = _gpio(t, "ring")
@@ -383,7 +291,7 @@ def _fxs(t: _Table) -> FxsBench:
     return FxsBench(port, relay, ring, loop, audio)
 
 
-def _fxo(t: _Table) -> FxoBench:
+def _fxo(t: TomlTable) -> FxoBench:
     port = t.integer("port", 1, MAX_PORT)
     ring = t.integer("ring_relay", 1, MAX_RELAY)
     battery = t.integer("battery_relay", 1, MAX_RELAY)
@@ -395,10 +303,10 @@ def _fxo(t: _Table) -> FxoBench:
 
 
 def _check_shared(
-    top: _Table,
-    fxs_tables: list[_Table],
+    top: TomlTable,
+    fxs_tables: list[TomlTable],
     fxs: tuple[FxsBench, ...],
-    fxo_tables: list[_Table],
+    fxo_tables: list[TomlTable],
     fxo: tuple[FxoBench, ...],
 ) -> None:
     """Ports, relay channels, GPIO lines and audio channels are each used once; ports
@@ -411,7 +319,7 @@ def _check_shared(
             top.fail(where, f"{what} is already used by {used[(kind, key)]}")
         used[(kind, key)] = where
 
-    entries: list[tuple[_Table, FxsBench | FxoBench]] = [
+    entries: list[tuple[TomlTable, FxsBench | FxoBench]] = [
         *zip(fxs_tables, fxs, strict=True),
         *zip(fxo_tables, fxo, strict=True),
     ]

@@ -13,9 +13,8 @@ import sys
 import sysconfig
 import tomllib
 from collections.abc import Mapping
-from enum import Enum
 from pathlib import Path
-from typing import Final, NoReturn, TypeVar
+from typing import Final
 
 from appliance.hw.board_spec import (
     BAUD_RATES,
@@ -51,6 +50,7 @@ from appliance.hw.board_spec import (
     SerialSpec,
     WatchdogSpec,
 )
+from appliance.hw.toml_table import TomlTable
 from appliance.lines.signals import PortType
 
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -116,149 +116,10 @@ def load_board(name: str, boards_dir: Path | None = None) -> BoardSpec:
 
 # -- checking a parsed TOML document ---------------------------------------------------
 
-E = TypeVar("E", bound=Enum)
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
-
-
-class _Table:
-    """One TOML table being read: typed getters that raise BoardError, then close()."""
-
-    def __init__(self, raw: Mapping[str, object], where: str, file: str) -> None:
-        self._raw = raw
-        self._where = where
-        self._file = file
-        self._used: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return f"{self._where}.{key}" if self._where else key
-
-    def fail(self, key: str, reason: str) -> NoReturn:
-        raise BoardError(self._file, self.path(key), reason)
-
-    def has(self, key: str) -> bool:
-        self._used.add(key)
-        return key in self._raw
-
-    def _take(self, key: str, required: bool) -> object:
-        self._used.add(key)
-        if key not in self._raw and required:
-            self.fail(key, "missing")
-        return self._raw.get(key)
-
-    def text(
-        self, key: str, default: str | None = None, max_len: int = 200, multiline: bool = False
-    ) -> str:
-        value = self._take(key, default is None)
-        if value is None:
-            return default or ""
-        if not isinstance(value, str) or not 0 < len(value) <= max_len:
-            self.fail(key, f"must be a string of 1 to {max_len} characters, got {_show(value)}")
-        flat = value.replace("\n", "").replace("\t", "") if multiline else value
-        if not flat.isprintable():
-            self.fail(key, f"must be printable text, got {_show(value)}")
-        return value
-
-    def integer(self, key: str, low: int, high: int, default: int | None = None) -> int:
-        value = self._take(key, default is None)
-        if value is None and default is not None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.fail(key, f"must be an integer from {low} to {high}, got {_show(value)}")
-        return value
-
-    def number(self, key: str, low: float, high: float, default: float | None = None) -> float:
-        value = self._take(key, default is None)
-        if value is None and default is not None:
-            return default
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            self.fail(key, f"must be a number from {low:g} to {high:g}, got {_show(value)}")
-        return float(value)
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self._take(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key, f"must be true or false, got {_show(value)}")
-        return value
-
-    def choice(self, key: str, kind: type[E], default: E | None = None) -> E:
-        value = self._take(key, default is None)
-        if value is None and default is not None:
-            return default
-        for member in kind:
-            if member.value == value:
-                return member
-        self.fail(key, f"must be one of {_options(kind)}, got {_show(value)}")
-
-    def choices(self, key: str, kind: type[E], default: tuple[E, ...]) -> tuple[E, ...]:
-        value = self._take(key, False)
-        if value is None:
-            return default
-        if not isinstance(value, list):
-            self.fail(key, f"must be an array of {_options(kind)}, got {_show(value)}")
-        picked: list[E] = []
-        for index, item in enumerate(value):
-            member = next((m for m in kind if m.value == item), None)
-            if member is None:
-                self.fail(f"{key}[{index}]", f"must be one of {_options(kind)}, got {_show(item)}")
-            if member in picked:
-                self.fail(f"{key}[{index}]", f"{_show(item)} is listed twice")
-            picked.append(member)
-        return tuple(picked)
-
-    def table(self, key: str) -> _Table | None:
-        """An optional sub-table, None when absent."""
-        self._used.add(key)
-        return self.sub(key) if key in self._raw else None
-
-    def sub(self, key: str, required: bool = False) -> _Table:
-        """A sub-table; an absent optional one reads as empty, so every key takes its default."""
-        value = self._take(key, required)
-        if value is None:
-            return _Table({}, self.path(key), self._file)
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a table, got {_show(value)}")
-        return _Table(value, self.path(key), self._file)
-
-    def tables(self, key: str, required: bool = False) -> list[_Table]:
-        value = self._take(key, required)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.fail(key, f"must be an array of tables ([[{key}]]), got {_show(value)}")
-        return [_Table(v, f"{self.path(key)}[{i}]", self._file) for i, v in enumerate(value)]
-
-    def close(self) -> None:
-        """Refuse keys nobody asked for: a misspelt key must not mean 'use the default'."""
-        unknown = sorted(set(self._raw) - self._used)
-        if unknown:
-            expected = ", ".join(sorted(self._used))
-            self.fail(unknown[0], f"unknown key (expected one of: {expected})")
-
-
-def _options(kind: type[Enum]) -> str:
-    return ", ".join(repr(m.value) for m in kind)
-
 
 def parse_board(raw: Mapping[str, object], name: str, source: Path, file: str) -> BoardSpec:
     """Check a parsed board document; `name` is the file's stem, which must match."""
-    top = _Table(raw, "", file)
+    top = TomlTable(raw, "", file, BoardError)
     schema = top.integer("schema", 1, 1_000)
     if schema != SCHEMA_VERSION:
         top.fail("schema", f"this release reads schema {SCHEMA_VERSION}, got {schema}")
@@ -306,7 +167,7 @@ def parse_board(raw: Mapping[str, object], name: str, source: Path, file: str) -
     )
 
 
-def _dev_path(table: _Table, key: str, allow_pty: bool = False) -> str:
+def _dev_path(table: TomlTable, key: str, allow_pty: bool = False) -> str:
     device = table.text(key, max_len=105)
     if allow_pty and device == PTY_DEVICE:
         return device
@@ -316,7 +177,7 @@ def _dev_path(table: _Table, key: str, allow_pty: bool = False) -> str:
     return device
 
 
-def _gpio(table: _Table, key: str, required: bool = False) -> GpioSpec | None:
+def _gpio(table: TomlTable, key: str, required: bool = False) -> GpioSpec | None:
     sub = table.sub(key, required=True) if required else table.table(key)
     if sub is None:
         return None
@@ -329,7 +190,7 @@ def _gpio(table: _Table, key: str, required: bool = False) -> GpioSpec | None:
     return GpioSpec(chip, line, active_low)
 
 
-def _serial(table: _Table) -> SerialSpec:
+def _serial(table: TomlTable) -> SerialSpec:
     device = _dev_path(table, "device", allow_pty=True)
     baud = table.integer("baud", BAUD_RATES[0], BAUD_RATES[-1])
     if baud not in BAUD_RATES:
@@ -341,7 +202,7 @@ def _serial(table: _Table) -> SerialSpec:
     return SerialSpec(device, baud, flow, reset, version)
 
 
-def _audio(table: _Table) -> AudioSpec:
+def _audio(table: TomlTable) -> AudioSpec:
     device = table.text("device")
     for field in _PLACEHOLDER.findall(device):
         if field != RUN_DIR_FIELD:
@@ -358,7 +219,7 @@ def _audio(table: _Table) -> AudioSpec:
     return AudioSpec(device, channels, channel, to_line, from_line)
 
 
-def _fxs(t: _Table, preset: CountryPreset) -> FxsSpec:
+def _fxs(t: TomlTable, preset: CountryPreset) -> FxsSpec:
     spec = FxsSpec(
         ring_vrms=t.number("ring_vrms", 20.0, 90.0, default=preset.ring_vrms),
         ring_hz=t.number("ring_hz", 15.0, 70.0, default=preset.ring_hz),
@@ -383,7 +244,7 @@ def _fxs(t: _Table, preset: CountryPreset) -> FxsSpec:
     return spec
 
 
-def _fxo(t: _Table, preset: CountryPreset) -> FxoSpec:
+def _fxo(t: TomlTable, preset: CountryPreset) -> FxoSpec:
     spec = FxoSpec(
         ring_debounce_ms=t.integer("ring_debounce_ms", 5, 500, RING_DEBOUNCE_MS),
         ring_on_min_ms=t.integer("ring_on_min_ms", 20, 5000, RING_ON_MIN_MS),
@@ -401,7 +262,7 @@ def _fxo(t: _Table, preset: CountryPreset) -> FxoSpec:
     return spec
 
 
-def _port(table: _Table, preset: CountryPreset) -> PortSpec:
+def _port(table: TomlTable, preset: CountryPreset) -> PortSpec:
     number = table.integer("number", 1, MAX_PORTS)
     kind = table.choice("type", PortType)
     label = table.text("label", default=f"{kind.value.upper()} {number}", max_len=40)
@@ -417,7 +278,7 @@ def _port(table: _Table, preset: CountryPreset) -> PortSpec:
     return PortSpec(number, kind, label, audio, impedance, fxs, fxo)
 
 
-def _check_ports(ports: tuple[PortSpec, ...], tables: list[_Table]) -> None:
+def _check_ports(ports: tuple[PortSpec, ...], tables: list[TomlTable]) -> None:
     """Port numbers are unique; ports sharing a PCM agree on its channels and split them."""
     seen: dict[int, int] = {}
     channels: dict[str, tuple[int, int]] = {}  # device -> (channels, index of first port)
@@ -442,7 +303,7 @@ def _check_ports(ports: tuple[PortSpec, ...], tables: list[_Table]) -> None:
             )
 
 
-def _led(table: _Table) -> LedSpec:
+def _led(table: TomlTable) -> LedSpec:
     name = table.text("name", max_len=32)
     if not _NAME.fullmatch(name):
         table.fail("name", f"must be a short lower-case name like 'status', got {name!r}")
@@ -453,7 +314,7 @@ def _led(table: _Table) -> LedSpec:
     return LedSpec(name, gpio)
 
 
-def _button(table: _Table) -> ButtonSpec:
+def _button(table: TomlTable) -> ButtonSpec:
     gpio = _gpio(table, "gpio", required=True)
     if gpio is None:  # required=True raised already; this narrows the type
         table.fail("gpio", "missing")
@@ -462,7 +323,7 @@ def _button(table: _Table) -> ButtonSpec:
     return ButtonSpec(gpio, hold)
 
 
-def _watchdog(table: _Table) -> WatchdogSpec:
+def _watchdog(table: TomlTable) -> WatchdogSpec:
     device = _dev_path(table, "device")
     timeout = table.integer("timeout_s", 1, 600, default=15)
     table.close()
