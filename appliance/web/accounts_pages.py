@@ -21,7 +21,7 @@ from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import checkbox_list, form_all, select_field
 from appliance.web.grants import lacking, role_lacking
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page, sentence
 from appliance.web.registry import Registry
 from appliance.web.services import WebServices
 
@@ -30,17 +30,6 @@ NOTICES: Final = {
     "password": "Password set. The account must choose a new one at its next sign-in.",
     "deleted": "Deleted.",
 }
-
-
-def _hidden_csrf() -> str:
-    session = current().session
-    token = session.csrf_token if session else ""
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(token)}">'
-
-
-def _message(exc: StoreError) -> str:
-    text = str(exc)
-    return f"{text[:1].upper()}{text[1:]}."
 
 
 def _notice() -> str:
@@ -72,7 +61,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
         try:
             check_number(number)
         except StoreError as exc:
-            errors["extension"] = _message(exc)
+            errors["extension"] = sentence(str(exc))
             return
         if not directory.existing([number]):
             errors["extension"] = f"There is no extension {number}."
@@ -138,7 +127,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
             )
             parts.append(
                 '<h2>Add a web account</h2><form method="post" action="/users" id="add-user">'
-                f'{_hidden_csrf()}{fields}<button type="submit" id="add-submit">Add account'
+                f'{hidden_csrf()}{fields}<button type="submit" id="add-submit">Add account'
                 "</button></form>"
             )
         return page("Users", "\n".join(parts), status)
@@ -160,7 +149,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
         try:
             check_password(password)
         except StoreError as exc:
-            errors["password"] = _message(exc)
+            errors["password"] = sentence(str(exc))
         check_role(values["role"], errors)
         check_extension(values["extension"], errors)
         if not errors:
@@ -170,7 +159,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
                         username, password, values["role"], extension=values["extension"] or None
                     )
             except StoreError as exc:  # the user name's form, checked by the store
-                errors["username"] = _message(exc)
+                errors["username"] = sentence(str(exc))
         if errors:
             return users_page(values, errors, 400)
         return see_other(f"/users/{username}?notice=saved")
@@ -222,7 +211,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
                 "off",
             )
             parts.append(
-                f'<form method="post" action="/users/{u}" id="edit-user">{_hidden_csrf()}'
+                f'<form method="post" action="/users/{u}" id="edit-user">{hidden_csrf()}'
                 f'{role_field}{extension}<button type="submit" id="save-submit">Save</button>'
                 "</form>"
             )
@@ -233,7 +222,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
                 "<h2>Reset the password</h2><p>The account is signed out everywhere and must "
                 "choose a new password at its next sign-in.</p>"
                 f'<form method="post" action="/users/{u}/password" id="reset-password">'
-                f'{_hidden_csrf()}{password}<button type="submit" id="reset-submit">'
+                f'{hidden_csrf()}{password}<button type="submit" id="reset-submit">'
                 "Set password</button></form>"
             )
         elif principal.may("user:write"):
@@ -293,7 +282,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
         try:
             check_password(password)
         except StoreError as exc:
-            return user_page(username, None, {"password": _message(exc)}, 400)
+            return user_page(username, None, {"password": sentence(str(exc))}, 400)
         with change(services, "user.password", username):
             accounts.set_user_password(username, password, must_change_password=True)
             services.sessions.delete_for_user(username)  # whoever had it is signed out
@@ -306,7 +295,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
         body = (
             f"<p>Delete the web account <strong>{u}</strong> ({html.escape(user.role)})? "
             "Its sessions and API tokens end with it.</p>"
-            f'<form method="post" action="/users/{u}/delete" id="delete-user">{_hidden_csrf()}'
+            f'<form method="post" action="/users/{u}/delete" id="delete-user">{hidden_csrf()}'
             f'<button type="submit" id="delete-submit">Delete {u}</button> '
             f'<a href="/users/{u}">Cancel</a></form>'
         )
@@ -380,7 +369,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
             name = field("name", "Name", values.get("name", ""), errors.get("name"), "off")
             parts.append(
                 '<h2>Add a custom role</h2><form method="post" action="/roles" id="add-role">'
-                f"{_hidden_csrf()}{name}{role_fields(values, checked, errors)}"
+                f"{hidden_csrf()}{name}{role_fields(values, checked, errors)}"
                 '<button type="submit" id="add-submit">Add role</button></form>'
             )
         return page("Roles", "\n".join(parts), status)
@@ -404,7 +393,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
                 with change(services, "role.create", name, ",".join(permissions)):
                     accounts.create_role(name, description, permissions)
             except StoreError as exc:  # the name's form, checked by the store
-                errors["name"] = _message(exc)
+                errors["name"] = sentence(str(exc))
         if errors:
             return roles_page(values, permissions, errors, 400)
         return see_other(f"/roles/{name}?notice=saved")
@@ -432,7 +421,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
                 values, list(role.permissions) if checked is None else checked, errors or {}
             )
             parts.append(
-                f'<form method="post" action="/roles/{r}" id="edit-role">{_hidden_csrf()}'
+                f'<form method="post" action="/roles/{r}" id="edit-role">{hidden_csrf()}'
                 f'{boxes}<button type="submit" id="save-submit">Save</button></form>'
             )
         else:
@@ -478,7 +467,7 @@ def register_account_pages(reg: Registry, services: WebServices) -> None:
         body = (
             f"<p>Delete the role <strong>{r}</strong>? A role still given to an account "
             "is kept: give those accounts another role first.</p>"
-            f'<form method="post" action="/roles/{r}/delete" id="delete-role">{_hidden_csrf()}'
+            f'<form method="post" action="/roles/{r}/delete" id="delete-role">{hidden_csrf()}'
             f'<button type="submit" id="delete-submit">Delete {r}</button> '
             f'<a href="/roles/{r}">Cancel</a></form>'
         )

@@ -20,7 +20,7 @@ from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.dashboard import look, ports_block, status_text
 from appliance.web.events import EVENTS_PATH, SCRIPT_PATH
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page
 from appliance.web.registry import Registry
 from appliance.web.services import WebServices
 
@@ -77,12 +77,10 @@ def register_analog_pages(reg: Registry, services: WebServices) -> None:
                     else f"Port {port.port} ({port.label}): number a ringing line calls"
                 )
                 fields.append(field(key, label, value, (errors or {}).get(key), "off"))
-            session = principal.session
             parts.append(
                 "<h2>Roles</h2>"
                 '<form method="post" action="/analog" id="roles">'
-                f'<input type="hidden" name="csrf_token" '
-                f'value="{e(session.csrf_token if session else "")}">'
+                + hidden_csrf()
                 + "\n".join(fields)
                 + '<button type="submit" id="roles-submit">Save</button></form>'
             )

@@ -18,7 +18,7 @@ import bottle
 from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.jsonio import FieldErrors, Fields, read_object
-from appliance.web.pages import page
+from appliance.web.pages import hidden_csrf, page
 from appliance.web.registry import Registry
 from appliance.web.schemas import obj
 from appliance.web.services import WebServices
@@ -106,8 +106,8 @@ def register_certificate_pages(reg: Registry, services: WebServices) -> None:
                 "<p>Upload the certificate (PEM, with its chain) and its private key. "
                 "Both are checked before anything is replaced.</p>"
                 '<form method="post" action="/certificate" enctype="multipart/form-data">'
-                f'<input type="hidden" name="csrf_token" value="{e(_csrf())}">'
-                '<div class="field"><label for="certificate">Certificate</label>'
+                + hidden_csrf()
+                + '<div class="field"><label for="certificate">Certificate</label>'
                 f'<input id="certificate" name="certificate" type="file"{invalid}></div>'
                 '<div class="field"><label for="key">Private key</label>'
                 f'<input id="key" name="key" type="file"{invalid}></div>'
@@ -173,8 +173,3 @@ def _upload(name: str) -> bytes:
     if not isinstance(upload, bottle.FileUpload):
         return b""
     return bytes(upload.file.read(MAX_PEM + 1))[: MAX_PEM + 1]
-
-
-def _csrf() -> str:
-    session = current().session
-    return session.csrf_token if session is not None else ""

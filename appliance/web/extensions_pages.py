@@ -20,7 +20,7 @@ from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import checkbox_field, form_checked
 from appliance.web.import_pages import register_import_pages
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page, sentence
 from appliance.web.provisioning import SipAccount, account_panel, generate_password, server_host
 from appliance.web.registry import Registry
 from appliance.web.services import WebServices
@@ -34,15 +34,6 @@ NOTICES: Final = {"deleted": "The extension has been deleted.", "saved": "Change
 def _csrf() -> str:
     session = current().session
     return session.csrf_token if session else ""
-
-
-def _hidden_csrf() -> str:
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(_csrf())}">'
-
-
-def _message(exc: StoreError) -> str:
-    text = str(exc)
-    return f"{text[:1].upper()}{text[1:]}."
 
 
 def _notice() -> str:
@@ -126,7 +117,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
             )
             parts.append(
                 "<h2>Add an extension</h2><p>Its SIP password is generated and shown once.</p>"
-                f'<form method="post" action="/extensions" id="add-extension">{_hidden_csrf()}'
+                f'<form method="post" action="/extensions" id="add-extension">{hidden_csrf()}'
                 f'{fields}<button type="submit" id="add-submit">Add extension</button></form>'
                 '<p><a href="/extensions/import" id="import-link">Import many from a CSV or '
                 "JSON file</a></p>"
@@ -145,7 +136,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
             try:
                 check(values[key])
             except StoreError as exc:
-                errors[key] = _message(exc)
+                errors[key] = sentence(str(exc))
         if "number" not in errors and directory.existing([values["number"]]):
             errors["number"] = f"Extension {values['number']} already exists."
         if errors:
@@ -193,12 +184,12 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
             )
             parts.append(
                 f'<form method="post" action="/extensions/{n}" id="edit-extension">'
-                f'{_hidden_csrf()}{fields}<button type="submit" id="save-submit">Save</button>'
+                f'{hidden_csrf()}{fields}<button type="submit" id="save-submit">Save</button>'
                 "</form>"
                 "<h2>SIP password</h2><p>A new password is generated and shown once; the "
                 "phone stops registering until it is given the new one.</p>"
                 f'<form method="post" action="/extensions/{n}/password" id="reset-password">'
-                f'{_hidden_csrf()}<button type="submit" id="reset-submit">Reset SIP password'
+                f'{hidden_csrf()}<button type="submit" id="reset-submit">Reset SIP password'
                 "</button></form>"
             )
         else:
@@ -231,7 +222,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
             try:
                 check(values[key])
             except StoreError as exc:
-                errors[key] = _message(exc)
+                errors[key] = sentence(str(exc))
         if errors:
             return detail_page(number, values, errors, status=400)
         name, email, enabled = (
@@ -272,7 +263,7 @@ def register_extension_pages(reg: Registry, services: WebServices) -> None:
             f"<p>Delete extension <strong>{n}</strong>{label}? Its phone can no longer "
             "register, and web accounts tied to it lose the tie. This cannot be undone.</p>"
             f'<form method="post" action="/extensions/{n}/delete" id="delete-extension">'
-            f'{_hidden_csrf()}<button type="submit" id="delete-submit">Delete {n}</button> '
+            f'{hidden_csrf()}<button type="submit" id="delete-submit">Delete {n}</button> '
             f'<a href="/extensions/{n}">Cancel</a></form>'
         )
         return page(f"Delete extension {ext.number}?", body)

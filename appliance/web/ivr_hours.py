@@ -24,7 +24,7 @@ from appliance.pbx.ivr.schedule import (
     parse_timezone,
 )
 from appliance.web.choice_fields import select_field
-from appliance.web.pages import field
+from appliance.web.pages import field, sentence
 
 MAX_HOLIDAY_LINES: Final = 400  # as appliance.pbx.ivr.menu.MAX_HOLIDAYS
 DAY_NAMES: Final = dict(
@@ -41,10 +41,6 @@ HOURS_FIELDS: Final = (
     "closed_menu",
     *(f"{edge}_{day}" for day in WEEKDAYS for edge in ("open", "close")),
 )
-
-
-def _message(text: str) -> str:
-    return f"{text[:1].upper()}{text[1:]}."
 
 
 def hours_values(schedule: Schedule) -> tuple[dict[str, str] | None, str | None]:
@@ -80,7 +76,7 @@ def schedule_from(
     try:
         timezone = parse_timezone(values["timezone"])
     except ValueError as exc:
-        errors["timezone"] = _message(str(exc))
+        errors["timezone"] = sentence(str(exc))
         timezone = ""
     ranges: dict[tuple[str, str], list[int]] = {}
     for index, day in enumerate(WEEKDAYS):
@@ -94,12 +90,12 @@ def schedule_from(
         try:
             start = parse_clock(opens)
         except ValueError as exc:
-            errors[f"open_{day}"] = _message(str(exc))
+            errors[f"open_{day}"] = sentence(str(exc))
             continue
         try:
             end = parse_clock(closes, end=True)
         except ValueError as exc:
-            errors[f"close_{day}"] = _message(str(exc))
+            errors[f"close_{day}"] = sentence(str(exc))
             continue
         if start == end:
             errors[f"close_{day}"] = "The same as opening; for a whole day use 00:00 to 24:00."

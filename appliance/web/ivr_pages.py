@@ -43,7 +43,7 @@ from appliance.web.ivr_hours import (
     schedule_from,
 )
 from appliance.web.jsonio import FieldErrors, read_object
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page, sentence
 from appliance.web.registry import Registry, Schema
 from appliance.web.services import WebServices
 from appliance.web.wizard import TIME_ZONE
@@ -93,19 +93,9 @@ back, repeat, hangup. Prompts are built-in names, <code>digits/&lt;word&gt;</cod
 with target "ivr" names a menu or a schedule.</p></details>"""
 
 
-def _message(text: str) -> str:
-    return f"{text[:1].upper()}{text[1:]}."
-
-
 def _notice() -> str:
     text = NOTICES.get(bottle.request.query.get("notice") or "", "")
     return f'<p class="notice" role="status">{html.escape(text)}</p>' if text else ""
-
-
-def _hidden_csrf() -> str:
-    session = current().session
-    token = session.csrf_token if session else ""
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(token)}">'
 
 
 def pretty(document: object) -> str:
@@ -257,7 +247,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
                 '<button type="submit" id="new-schedule-submit">Set its hours</button></form>'
                 "<h2>Upload a file</h2>"
                 '<form method="post" action="/ivr/upload" enctype="multipart/form-data" '
-                f'id="upload">{_hidden_csrf()}'
+                f'id="upload">{hidden_csrf()}'
                 '<div class="field"><label for="file">JSON file (at most '
                 f'{MAX_DOCUMENT // 1024} KiB)</label><input type="file" id="file" name="file" '
                 'accept="application/json,.json"></div>'
@@ -328,7 +318,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         if current().may("system:write"):
             parts.append(
                 f'<form method="post" action="/ivr/menus/{e(name)}/delete" id="delete-menu">'
-                f'{_hidden_csrf()}<button type="submit" id="delete-submit">Delete menu '
+                f'{hidden_csrf()}<button type="submit" id="delete-submit">Delete menu '
                 f"{e(name)}</button></form>"
             )
         parts.append('<p><a href="/ivr">The auto-attendant</a></p>')
@@ -365,7 +355,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         document, _, problem = stored()
         if text is None:
             text = pretty(document or {"menus": {}, "schedules": {}})
-            error = error or (_message(problem) if problem else None)
+            error = error or (sentence(problem) if problem else None)
         may_write = current().may("system:write")
         invalid = ' aria-invalid="true" aria-describedby="document-error"' if error else ""
         message = f'<p class="error" id="document-error">{e(error)}</p>' if error else ""
@@ -377,7 +367,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         )
         if may_write:
             body = (
-                f'<form method="post" action="/ivr/document" id="document-form">{_hidden_csrf()}'
+                f'<form method="post" action="/ivr/document" id="document-form">{hidden_csrf()}'
                 f'{area}<button type="submit" id="document-submit">Check and save</button></form>'
             )
         else:
@@ -396,7 +386,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         try:
             check(document)
         except IvrError as exc:
-            return editor(text, _message(str(exc)), 400)
+            return editor(text, sentence(str(exc)), 400)
         assert isinstance(document, dict)  # parse_ivr accepted it: a table
         save(document, action, summary(document))
         return see_other("/ivr?notice=saved")
@@ -484,14 +474,14 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         form = hours_fields(name, exists, values, errors, menus)
         if may_write:
             parts.append(
-                f'<form method="post" action="/ivr/hours" id="hours-form">{_hidden_csrf()}'
+                f'<form method="post" action="/ivr/hours" id="hours-form">{hidden_csrf()}'
                 f'<input type="hidden" name="existing" value="{"yes" if exists else ""}">'
                 f'{form}<button type="submit" id="hours-submit">Save</button></form>'
             )
             if exists:
                 parts.append(
                     f'<form method="post" action="/ivr/schedules/{e(name)}/delete" '
-                    f'id="delete-schedule">{_hidden_csrf()}<button type="submit" '
+                    f'id="delete-schedule">{hidden_csrf()}<button type="submit" '
                     f'id="delete-submit">Delete schedule {e(name)}</button></form>'
                 )
         else:
@@ -537,7 +527,7 @@ def register_ivr_pages(reg: Registry, services: WebServices) -> None:
         try:
             check(changed)
         except IvrError as exc:
-            return hours_page(shown_name, values, {"document": _message(str(exc))}, 400)
+            return hours_page(shown_name, values, {"document": sentence(str(exc))}, 400)
         save(changed, "ivr.hours", name)
         return see_other("/ivr?notice=saved")
 

@@ -63,6 +63,19 @@ def field(name: str, label: str, value: str | None, error: str | None, autocompl
     return "\n".join(lines)
 
 
+def hidden_csrf() -> str:
+    """The signed-in session's CSRF token as a form's hidden field ("" without one)."""
+    principal = maybe_current()
+    session = principal.session if principal is not None else None
+    token = session.csrf_token if session is not None else ""
+    return f'<input type="hidden" name="csrf_token" value="{html.escape(token)}">'
+
+
+def sentence(text: str) -> str:
+    """A store's or checker's message as a sentence for a page."""
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def form_text(name: str) -> str:
     """A form field as text ('' when absent), cut to a bounded length."""
     value = bottle.request.forms.getunicode(name, default="")

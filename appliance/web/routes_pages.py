@@ -60,7 +60,7 @@ from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import select_field
 from appliance.web.dashboard import look
 from appliance.web.jsonio import FieldErrors, read_object
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page, sentence
 from appliance.web.registry import Registry, Schema
 from appliance.web.services import WebServices
 
@@ -145,19 +145,9 @@ class Plan:
     config_error: str | None  # yakyak.toml could not be read
 
 
-def _message(text: str) -> str:
-    return f"{text[:1].upper()}{text[1:]}."
-
-
 def _notice() -> str:
     text = NOTICES.get(bottle.request.query.get("notice") or "", "")
     return f'<p class="notice" role="status">{html.escape(text)}</p>' if text else ""
-
-
-def _hidden_csrf() -> str:
-    session = current().session
-    token = session.csrf_token if session else ""
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(token)}">'
 
 
 def describe(target: Target) -> str:
@@ -365,7 +355,7 @@ def register_routes_pages(reg: Registry, services: WebServices) -> None:
         )
         return (
             (f'<p class="error" id="route-error">{e(top)}</p>' if top else "")
-            + f'<form method="post" action="{e(action)}" id="route-form">{_hidden_csrf()}'
+            + f'<form method="post" action="{e(action)}" id="route-form">{hidden_csrf()}'
             f'{fields}<button type="submit" id="route-submit">{e(button)}</button></form>'
         )
 
@@ -405,7 +395,7 @@ def register_routes_pages(reg: Registry, services: WebServices) -> None:
             try:
                 check(values[key])
             except StoreError as exc:
-                errors[key] = _message(str(exc))
+                errors[key] = sentence(str(exc))
         kind = values["target_type"]
         if kind not in TARGET_TYPES:
             errors["target_type"] = "Choose what the route does."
@@ -429,15 +419,15 @@ def register_routes_pages(reg: Registry, services: WebServices) -> None:
         except DialplanError as exc:
             place, text = _place(str(exc))
             form_field = {"name": "name", "pattern": "pattern", f"target.{key}": name}
-            return None, {form_field.get(place, "target_type"): _message(text)}
+            return None, {form_field.get(place, "target_type"): sentence(text)}
         problem = missing(route.target, target_choices(db), analog_ports())
         if problem is not None:
-            return None, {name: _message(problem)}
+            return None, {name: sentence(problem)}
         return route, {}
 
     def refused(exc: RouteError) -> dict[str, str]:
         where = {"name": "name", "pattern": "pattern", "target": "target_type"}
-        return {where.get(exc.field, "route"): _message(str(exc))}
+        return {where.get(exc.field, "route"): sentence(str(exc))}
 
     @reg.add("GET", "/routes", "system:read", "Dialplan routes", nav="Routes", nav_order=45)
     def routes() -> str:
@@ -513,7 +503,7 @@ def register_routes_pages(reg: Registry, services: WebServices) -> None:
             f"<p>Delete route <strong>{e(name)}</strong> (<code>{e(route.pattern)}</code>: "
             f"{e(describe(route.target))})? Numbers it matched go to the next rule.</p>"
             f'<form method="post" action="/routes/{e(name)}/delete" id="delete-route">'
-            f'{_hidden_csrf()}<button type="submit" id="delete-submit">Delete {e(name)}'
+            f'{hidden_csrf()}<button type="submit" id="delete-submit">Delete {e(name)}'
             f'</button> <a href="/routes/{e(name)}">Cancel</a></form>'
         )
         return page(f"Delete route {name}?", body)

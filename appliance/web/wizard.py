@@ -23,7 +23,7 @@ from appliance.store.settings import COUNTRY_KEY, TIME_ZONE_KEY, get_setting, se
 from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
 from appliance.web.choice_fields import select_field
-from appliance.web.pages import field, form_text, page
+from appliance.web.pages import field, form_text, hidden_csrf, page
 from appliance.web.provisioning import generate_password, server_host
 from appliance.web.registry import Registry
 from appliance.web.services import WebServices
@@ -116,12 +116,6 @@ def zone_input(value: str, error: str | None) -> str:
     )
 
 
-def _hidden_csrf() -> str:
-    session = current().session
-    token = session.csrf_token if session else ""
-    return f'<input type="hidden" name="csrf_token" value="{html.escape(token)}">'
-
-
 def register_wizard(reg: Registry, services: WebServices) -> None:
     db = services.db
     zones = frozenset(zoneinfo.available_timezones())  # read from disk once, not per request
@@ -162,7 +156,7 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
         body = (
             f"{status}{steps()}"
             '<form method="post" action="/setup/done" id="finish-setup">'
-            f'{_hidden_csrf()}<button type="submit" id="finish-submit">'
+            f'{hidden_csrf()}<button type="submit" id="finish-submit">'
             f"{'Finish again' if done else 'Finish setup'}</button></form>"
         )
         return page("Setup", body)
@@ -180,7 +174,7 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
         body = (
             "<p>Times in the call log and on voicemail are shown in this zone. Type a name "
             "like <code>Europe/Berlin</code> or <code>America/New_York</code>.</p>"
-            f'<form method="post" action="/setup/timezone" id="timezone-form">{_hidden_csrf()}'
+            f'<form method="post" action="/setup/timezone" id="timezone-form">{hidden_csrf()}'
             + zone_input(value, error)
             + f'<datalist id="timezones">{options}</datalist>'
             '<button type="submit" id="timezone-submit">Save and go on</button></form>'
@@ -209,7 +203,7 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
         body = (
             "<p>Analog phones hear the dial, ring-back and busy tones of this country. "
             "Only these countries' tones are known so far.</p>"
-            f'<form method="post" action="/setup/country" id="country-form">{_hidden_csrf()}'
+            f'<form method="post" action="/setup/country" id="country-form">{hidden_csrf()}'
             + select_field("country", "Country", options, value, error)
             + '<button type="submit" id="country-submit">Save and go on</button></form>'
         )
@@ -295,7 +289,7 @@ def register_wizard(reg: Registry, services: WebServices) -> None:
             f"<p>Make up to {MAX_FIRST} extensions in a row of numbers, each with a "
             "generated SIP password. More can be added or imported later.</p>"
             f'<form method="post" action="/setup/extensions" id="first-extensions">'
-            + _hidden_csrf()
+            + hidden_csrf()
             + field("first", "First number", values.get("first", ""), errors.get("first"), "off")
             + field("count", "How many", values.get("count", ""), errors.get("count"), "off")
             + '<button type="submit" id="extensions-submit">Make extensions</button></form>'
