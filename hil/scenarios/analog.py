@@ -73,6 +73,25 @@ def calls_of(rig: SimRig, kind: type) -> list[object]:
     return [action for _, _, action in rig.calls if isinstance(action, kind)]
 
 
+async def caller_id_heard(rig: Rig, port: int, since: int, timeout: float) -> object:
+    """The caller ID in what the port played after ``since``, by our own Bell 202
+    decoder (fails after ``timeout``)."""
+    got: list[object] = []
+
+    def decoded() -> bool:
+        samples = rig.played(port)[since:]
+        receiver = FskReceiver(FskStandard.BELL202)
+        for start in range(0, len(samples) - 159, 160):
+            caller = receiver.feed(samples[start : start + 160])
+            if caller is not None:
+                got.append(caller)
+                return True
+        return False
+
+    assert await rig.until(decoded, timeout), "no caller ID between the rings"
+    return got[0]
+
+
 async def fxs_dial_tone(rig: Rig, result: ScenarioResult) -> None:
     mark = len(rig.played(FXS))
     rig.phone(FXS).lift()
@@ -125,20 +144,7 @@ async def fxs_ring_caller_id_answer(rig: SimRig, result: ScenarioResult) -> None
     result.timing("offer_to_ring", (time.monotonic() - offered) * 1000)
     cadence = rig.phone(FXS).cadence
     assert cadence == (2000, 4000), cadence
-    got: list[object] = []
-
-    def decoded() -> bool:  # our own decoder over everything played since the offer
-        samples = rig.played(FXS)[mark:]
-        receiver = FskReceiver(FskStandard.BELL202)
-        for start in range(0, len(samples) - 159, 160):
-            caller = receiver.feed(samples[start : start + 160])
-            if caller is not None:
-                got.append(caller)
-                return True
-        return False
-
-    assert await rig.until(decoded, 6.0), "no caller ID between the rings"
-    caller = got[0]
+    caller = await caller_id_heard(rig, FXS, mark, 6.0)
     assert (getattr(caller, "number", None), getattr(caller, "name", None)) == ("2001", "ALICE")
     result.timing("caller_id_after_offer", (time.monotonic() - offered) * 1000)
     rig.phone(FXS).lift()

@@ -19,7 +19,7 @@ from typing import Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from appliance.dsp.callerid import FskReceiver, FskStandard
+from appliance.dsp.callerid import FskStandard
 from appliance.dsp.callerid_fsk import fsk_modulate
 from appliance.dsp.callerid_message import CallerId, CallTime, MessageFormat, encode_message
 from appliance.dsp.dtmf import DigitEnded, DtmfDetector, dtmf_symbol
@@ -33,7 +33,7 @@ from hil.appliance_rig import NO_ANSWER_S, ApplianceRig
 from hil.desk_phone import FAR_TONE_HZ, BaresipPhone
 from hil.report import ScenarioResult
 from hil.rig import RATE, Rig
-from hil.scenarios.analog import heard_tone, same_cadence
+from hil.scenarios.analog import caller_id_heard, heard_tone, same_cadence
 
 FXS, FXO = 1, 3
 NEAR_TONE_HZ: Final = 1000.0  # what the analog phone "says" once its call is up
@@ -164,20 +164,8 @@ async def sip_phone_rings_fxs(rig: CallRig, result: ScenarioResult) -> None:
     result.timing("invite_to_ring", (time.monotonic() - dialled) * 1000)
     cadence = await rig.ring_cadence(FXS, 2, 8.0)
     assert same_cadence(cadence, (2000, 4000), rig.cadence_tolerance_ms), cadence
-    got: list[object] = []
-
-    def decoded() -> bool:
-        samples = rig.played(FXS)[mark:]
-        receiver = FskReceiver(FskStandard.BELL202)
-        for start in range(0, len(samples) - 159, 160):
-            caller = receiver.feed(samples[start : start + 160])
-            if caller is not None:
-                got.append(caller)
-                return True
-        return False
-
-    assert await rig.until(decoded, 6.0), "no caller ID between the rings"
-    number = getattr(got[0], "number", None)
+    caller = await caller_id_heard(rig, FXS, mark, 6.0)
+    number = getattr(caller, "number", None)
     assert number == rig.far_extension, f"caller ID number {number!r}"
     result.timing("caller_id_after_invite", (time.monotonic() - dialled) * 1000)
     rig.phone(FXS).lift()
