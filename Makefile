@@ -1,13 +1,17 @@
 # YakYak developer entry points.
 #
 #   make run    demo data in ./var, then `yakyak serve` in the foreground (Ctrl-C stops it)
-#   make test   the whole pytest suite, with sipp/sipsak/baresip for tests/e2e
+#   make test   the whole pytest suite, with sipp/sipsak/baresip for tests/e2e, then image-test
 #   make lint   ruff format --check, ruff check, mypy
 #   make bench  side by side with references, in one run: REGISTER rate, RSS and start-up
 #               time vs Kamailio; call setups/s vs sippy's B2BUA and Kamailio; relayed
 #               and transcoded RTP streams vs rtpengine (bench-register, bench-calls,
 #               bench-relay run one of them)
 #   make clean  caches and build leftovers (distclean also removes .venv and var)
+#   make image  the arm64 OS images (Raspberry Pi 4 SD card, qemu virt) and a signed RAUC
+#               bundle in build/image/ (image/README.md); needs root
+#   make image-test     the host architecture's rootfs (same recipe, cached in .cache/image)
+#               booted with systemd-nspawn and checked from outside (tests/image); needs root
 #
 # Setup works on a fresh Debian 12 machine: tests/tools/ensure-debs.sh installs
 # the missing apt packages (sudo when not root; nothing when all are present),
@@ -28,13 +32,23 @@ RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev libas
 	$(SOUND_DEBS)
 TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip chromium chromium-driver systemd
 BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3 rtpengine-daemon
+# OS image: mmdebstrap (unshare mode wants uidmap), systemd-nspawn, iproute2 for the test's
+# network namespace; for the arm64 images also qemu-user (binfmt), the SD card tools that
+# need no loop devices (sfdisk, mkfs.vfat + mtools, mkfs.ext4 -d), RAUC and openssl for
+# the bundle and its development key, and U-Boot's mkimage.
+IMAGE_TEST_DEBS := mmdebstrap uidmap systemd-container iproute2 rauc squashfs-tools openssl \
+	e2fsprogs
+IMAGE_DEBS := $(IMAGE_TEST_DEBS) qemu-user-static binfmt-support arch-test fdisk dosfstools \
+	mtools u-boot-tools libubootenv-tool
+# the image scripts need root (mmdebstrap's namespaces, nspawn, netns, file owners)
+AS_ROOT := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo -E)
 
 DATA ?= var
 SIP ?= 0.0.0.0:5060
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup run test lint bench hil clean distclean
+.PHONY: setup run test lint bench hil clean distclean image image-test
 
 setup:
 	@$(ENSURE_DEBS) $(RUN_DEBS)
@@ -53,7 +67,8 @@ run: setup
 
 test: setup
 	@$(ENSURE_DEBS) $(TEST_DEBS)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/image $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory image-test
 
 lint: setup
 	$(BIN)/ruff format --check .
@@ -95,3 +110,18 @@ distclean: clean
 hil: setup
 	@$(ENSURE_DEBS) $(TEST_DEBS)
 	$(BIN)/python -m hil.run
+
+# The OS image (image/README.md). Build outputs in build/image, caches in .cache/image
+# (rootfs per architecture keyed by a hash of its inputs, .debs, wheels, the dev RAUC key).
+image: setup
+	@$(ENSURE_DEBS) $(IMAGE_DEBS)
+	$(AS_ROOT) image/build.sh
+	YAKYAK_IMAGE_OUT=build/image $(AS_ROOT) $(BIN)/pytest tests/image/test_sdimage.py $(PYTEST_ARGS)
+
+# The host architecture's rootfs (cached: a second run only boots it), booted in
+# systemd-nspawn and checked from outside: service, SIP OPTIONS, HTTPS sign-in page, a sipp
+# REGISTER, the watchdog. Logs and the journal in test-artifacts/image/.
+image-test: setup
+	@$(ENSURE_DEBS) $(TEST_DEBS) $(IMAGE_TEST_DEBS)
+	rootfs=$$($(AS_ROOT) image/rootfs.sh $$(dpkg --print-architecture)) && \
+	YAKYAK_IMAGE_ROOTFS=$$rootfs $(AS_ROOT) $(BIN)/pytest tests/image $(PYTEST_ARGS)
