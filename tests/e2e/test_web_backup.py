@@ -10,7 +10,6 @@ this test calls it between the stop and the start, where the root will.
 from __future__ import annotations
 
 import gzip
-import http.client
 import io
 import json
 import re
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+from https_session import CookieSession
 
 from appliance.system.backup import PENDING, PREVIOUS
 from appliance.system.restore import apply_pending_restore
@@ -49,30 +49,14 @@ class Browser:
         pem = (server.data / "web-tls.pem").read_bytes()
         cert = re.search(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
         assert cert is not None
-        self.context = ssl.create_default_context(cadata=cert.group(0).decode())
-        self.cookies: dict[str, str] = {}
+        self.session = CookieSession(
+            self.host, self.port, ssl.create_default_context(cadata=cert.group(0).decode())
+        )
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPSConnection(
-            self.host, self.port, context=self.context, timeout=TIMEOUT
-        )
-        try:
-            sent = dict(headers or {})
-            if self.cookies:
-                sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        for cookie in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            if "Max-Age=0" in cookie:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = rest.split(";", 1)[0]
+        response, data = self.session.send(method, path, body, headers)
         return response.status, dict(response.headers.items()), data
 
     def csrf(self, path: str) -> str:

@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from https_session import CookieSession
 
 from appliance.store.db import open_database
 from appliance.store.users import Accounts
@@ -66,34 +67,14 @@ def trust(web: WebServer, tmp_path: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-class Browser:
+class Browser(CookieSession):
     def __init__(self, web: WebServer, context: ssl.SSLContext) -> None:
-        self.host, self.port = web.address
-        self.context = context
-        self.cookies: dict[str, str] = {}
+        super().__init__(*web.address, context)
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[http.client.HTTPResponse, bytes]:
-        connection = http.client.HTTPSConnection(
-            self.host, self.port, context=self.context, timeout=TIMEOUT
-        )
-        try:
-            sent = dict(headers or {})
-            if self.cookies:
-                sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        for cookie in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            if "Max-Age=0" in cookie:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = rest.split(";", 1)[0]
-        return response, data
+        return self.send(method, path, body, headers)
 
     def login(self, password: str) -> tuple[http.client.HTTPResponse, bytes]:
         _, page = self.request("GET", "/login")
