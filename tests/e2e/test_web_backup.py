@@ -32,7 +32,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 INIT_PASSWORD = "e2e-admin"  # what the fixture's `yakyak init` set; must be changed
 PASSWORD = "e2e-backup-password-1"
-TIMEOUT = 10.0  # s per request
 BOUNDARY = "yakyak-e2e-boundary"
 
 
