@@ -29,6 +29,7 @@ from appliance.web.registry import SIGNED_IN, Registry
 from appliance.web.routes_pages import register_routes_pages
 from appliance.web.schemas import obj
 from appliance.web.services import WebServices
+from appliance.web.system_pages import UpdatePolicy, register_system_pages
 from appliance.web.voicemail_pages import register_voicemail_pages
 from appliance.web.wizard import register_wizard
 
@@ -51,8 +52,11 @@ def _error(err: bottle.HTTPError) -> str:
     return error_page(err.status_code, str(err.body))
 
 
-def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
-    """The Bottle app and its route registry (tests walk the registry)."""
+def create_app(
+    services: WebServices, *, updates: UpdatePolicy | None = None
+) -> tuple[bottle.Bottle, Registry]:
+    """The Bottle app and its route registry (tests walk the registry); `updates`:
+    limits of update uploads other than the defaults (tests make them small)."""
     app = bottle.Bottle(catchall=True)
     registry = Registry(app)
     app.config[REGISTRY_KEY] = registry  # the menu of every page is built from it
@@ -67,6 +71,7 @@ def create_app(services: WebServices) -> tuple[bottle.Bottle, Registry]:
     register_certificate_pages(registry, services)
     register_voicemail_pages(registry, services)
     register_backup_pages(registry, services)
+    register_system_pages(registry, services, updates)
     register_routes_pages(registry, services)
     register_ivr_pages(registry, services)
     version = _version()

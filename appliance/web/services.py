@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import peewee
 
@@ -21,6 +22,10 @@ from appliance.store.users import Accounts
 from appliance.store.web_sessions import SessionPolicy, WebSessions
 from appliance.web.live import LiveSource
 from appliance.web.throttle import LoginThrottle, ThrottlePolicy
+
+# RAUC's configuration: present on the YakYak OS image (A/B slots), absent on a developer
+# machine or in a container, where nothing can install an update or start sshd.
+RAUC_SYSTEM_CONF: Final = Path("/etc/rauc/system.conf")
 
 
 class SharedThrottle:
@@ -66,6 +71,9 @@ class WebServices:
     live: LiveSource | None = None  # the running PBX's state; None in tests without one
     sip_port: int = 5060  # where phones reach the PBX (shown with new credentials)
     certificate: CertificateHook = field(default_factory=CertificateHook)
+    # on the YakYak OS image: root's units install uploaded updates and switch SSH
+    # (`appliance.system.updates`); elsewhere the System page only shows the version
+    updates_available: bool = False
     # set as the web server stops: long-running answers (event streams) end
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -80,7 +88,12 @@ def build_services(
     data_dir: Path | None = None,
     live: LiveSource | None = None,
     sip_port: int = 5060,
+    updates_available: bool | None = None,
 ) -> WebServices:
+    """The services of one database; `updates_available` None: decided by whether
+    RAUC is configured on this machine."""
+    if updates_available is None:
+        updates_available = RAUC_SYSTEM_CONF.exists()
     return WebServices(
         db=db,
         accounts=Accounts(db, clock),
@@ -93,4 +106,5 @@ def build_services(
         data_dir=data_dir,
         live=live,
         sip_port=sip_port,
+        updates_available=updates_available,
     )

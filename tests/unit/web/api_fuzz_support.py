@@ -190,6 +190,9 @@ class Appliance:
             clock=ManualClock(),
             data_dir=folder,
             throttle=ThrottlePolicy(max_failures=3, address_max_failures=6),
+            # The YakYak OS image as the web sees it: update uploads and the SSH switch
+            # write into this temporary copy, which `reset` puts back.
+            updates_available=True,
         )
         self.bottle, self.registry = create_app(self.services)
         self.app = SecurityHeaders(self.bottle)

@@ -196,7 +196,11 @@ def db(tmp_path: Path) -> Iterator[peewee.SqliteDatabase]:
 @pytest.fixture
 def services(db: peewee.SqliteDatabase, clock: ManualClock) -> WebServices:
     built = build_services(
-        db, REALM, clock=clock, throttle=ThrottlePolicy(max_failures=3, address_max_failures=6)
+        db,
+        REALM,
+        clock=clock,
+        throttle=ThrottlePolicy(max_failures=3, address_max_failures=6),
+        updates_available=False,  # whatever this machine is: tests that want the image say so
     )
     built.directory.add("101", "sip-password-101", "Alice")
     built.directory.add("102", "sip-password-102", "Bob")

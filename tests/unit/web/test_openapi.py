@@ -89,7 +89,7 @@ def test_real_answers_match_the_documented_schemas(
     write_default(tmp_path, "yakyak.local")  # a backup carries the configuration
     tls.ensure(tmp_path, ["yakyak.local"], datetime.datetime.now(datetime.UTC))
     cert, key = pair("pbx.example.com", services.clock())
-    app, _ = create_app(dataclasses.replace(services, data_dir=tmp_path))
+    app, _ = create_app(dataclasses.replace(services, data_dir=tmp_path, updates_available=True))
     wrapped = SecurityHeaders(app)
     admin, alice = signed_in(wrapped, "admin"), signed_in(wrapped, "alice")
     archive = admin.get("/api/backup").body
@@ -148,6 +148,10 @@ def test_real_answers_match_the_documented_schemas(
         (admin, "DELETE", "/api/backup/restore", None),
         (admin, "GET", "/api/live", None),
         (admin, "GET", "/api/health", None),
+        (admin, "GET", "/api/system", None),
+        (admin, "PUT", "/api/system/update", b"hsqs" + bytes(64)),  # a "bundle": its magic
+        (admin, "GET", "/api/system/update", None),
+        (admin, "PUT", "/api/system/ssh", {"enabled": True}),
         (admin, "GET", "/api/openapi.json", None),
         # Errors have their documented shape too.
         (admin, "POST", "/api/extensions", {"number": "x"}),
@@ -158,12 +162,12 @@ def test_real_answers_match_the_documented_schemas(
     seen = set()
     for client, method, path, body in tour:
         headers = {} if method == "GET" else {"X-CSRF-Token": csrf if client is admin else ""}
-        if isinstance(body, bytes):  # an archive, sent as it is
-            headers["Content-Type"] = "application/gzip"
+        operation = _operation(document, method, path)
+        if isinstance(body, bytes):  # an archive or a bundle, sent as it is
+            (headers["Content-Type"],) = operation["requestBody"]["content"]
             response = client.request(method, path, body=body, headers=headers)
         else:
             response = client.request(method, path, json_body=body, headers=headers)
-        operation = _operation(document, method, path)
         documented = operation["responses"].get(str(response.status))
         assert documented is not None, f"{method} {path}: {response.status} {response.text}"
         content = documented.get("content", {})
