@@ -13,11 +13,12 @@ import os
 import secrets
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +47,9 @@ from appliance.store.voicemail import VoicemailStore
 from appliance.system import admin_reset
 from appliance.system.maintenance import DEFAULT_KEEP_DAYS
 from appliance.system.restore import apply_pending_restore
+
+if TYPE_CHECKING:
+    from appliance.system.update_agent import Agent
 
 ADMIN_USERNAME: Final = admin_reset.ADMIN_USERNAME
 DEMO_EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
@@ -171,6 +175,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = Config.load(args.data).with_overrides(
         sip=args.sip, http=args.http, board=args.board, rtp_ports=args.rtp_ports
     )
+    # Uploads the web framework spools (a multipart backup or update bundle) go to the
+    # data partition: the image's /tmp is a 64 MiB RAM disk, a bundle is ~300 MiB.
+    spool = args.data / "tmp"
+    spool.mkdir(mode=0o700, exist_ok=True)
+    tempfile.tempdir = str(spool)
     # Lazy: the composition root pulls in asyncio, sockets and the board drivers,
     # which the management commands never need.
     from appliance import app
@@ -555,6 +564,45 @@ def cmd_dbcheck(args: argparse.Namespace) -> int:
     return 0 if check.ok else 1
 
 
+def _update_agent(args: argparse.Namespace) -> Agent:
+    from appliance.system.update_agent import Agent
+    from appliance.system.updates import UpdateFolder
+
+    return Agent(UpdateFolder(args.data), cmdline=Path("/proc/cmdline").read_text())
+
+
+def cmd_update_apply(args: argparse.Namespace) -> int:
+    from appliance.system.logs import setup_logging
+    from appliance.system.updates import UpdateState
+
+    setup_logging("info")
+    agent = _update_agent(args)
+    result = agent.apply()
+    if result is None:
+        out("no update queued")
+        return 0
+    out(f"update {result.id}: {result.state.value}: {result.message}")
+    if result.state is not UpdateState.INSTALLED:
+        return 1
+    if args.reboot:
+        # a moment for the web UI to show "installed" before the connection drops
+        time.sleep(args.reboot_delay)
+        os.execvp("systemctl", ["systemctl", "reboot"])
+    return 0
+
+
+def cmd_update_health(args: argparse.Namespace) -> int:
+    from appliance.system.logs import setup_logging
+
+    setup_logging("info")
+    agent = _update_agent(args)
+    status = agent.health(timeout=args.timeout)
+    out(f"slot {status.booted or '-'}: {status.health}")
+    if status.health.startswith("bad") and args.reboot:
+        os.execvp("systemctl", ["systemctl", "reboot"])
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -674,6 +722,17 @@ def build_parser(default_data: Path) -> argparse.ArgumentParser:
         metavar="N",
         help="remove backups older than N days (default: %(default)s)",
     )
+    update = commands.add_parser(
+        "update", help="software updates on the image (root units run these)"
+    ).add_subparsers(dest="update_command", required=True, metavar="ACTION")
+    apply = command(update, "apply", cmd_update_apply, "install the bundle the web UI queued")
+    apply.add_argument("--reboot", action="store_true", help="reboot into it when installed")
+    apply.add_argument("--reboot-delay", type=float, default=3.0, metavar="S")
+    health = command(
+        update, "health", cmd_update_health, "judge this boot: mark the slot good, or roll back"
+    )
+    health.add_argument("--timeout", type=float, default=300.0, metavar="S")
+    health.add_argument("--reboot", action="store_true", help="reboot when rolling back")
     command(commands, "dbcheck", cmd_dbcheck, "check the database's integrity and foreign keys")
     return parser
 
