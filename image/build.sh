@@ -4,7 +4,7 @@
 #   image/build.sh [all|virt]     (virt: only what `make image-test-vm` needs)
 #
 #   yakyak-rpi4-arm64.img      Raspberry Pi 4 SD card: firmware + U-Boot, root A/B, data
-#   yakyak-virt-arm64.img      the same rootfs for qemu -M virt, with .Image and .initrd
+#   yakyak-virt-arm64.img      the same rootfs for qemu -M virt, and U-Boot for it (.u-boot.bin)
 #   yakyak-arm64.raucb         the rootfs as a signed RAUC bundle (A/B update)
 #   SHA256SUMS
 set -euo pipefail
@@ -33,7 +33,7 @@ else
 fi
 
 cd "$OUT_DIR"
-files=$(ls yakyak-*.img yakyak-*.raucb yakyak-*.Image yakyak-*.initrd 2>/dev/null || true)
+files=$(ls yakyak-*.img yakyak-*.raucb yakyak-*.u-boot.bin 2>/dev/null || true)
 # shellcheck disable=SC2086
 sha256sum $files >SHA256SUMS
 echo

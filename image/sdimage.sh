@@ -7,7 +7,7 @@
 #   image/sdimage.sh BOARD ROOTFS_TREE OUTDIR      BOARD: rpi4 | virt
 #
 # Layout (MBR, disk identifier 0x59616b59, so root=PARTUUID=59616b59-02/-03 on any disk):
-#   1 boot   FAT32  256 MiB  YY-BOOT   firmware, U-Boot, boot.scr, uboot.env (rpi4)
+#   1 boot   FAT32  256 MiB  YY-BOOT   firmware and U-Boot (rpi4), boot.scr, yakyak.env
 #   2 rootA  ext4  1536 MiB  yy-root   read-only root, slot A
 #   3 rootB  ext4  1536 MiB  yy-root   slot B (empty until the first update)
 #   4 data   ext4   512 MiB  yy-data   /data: the appliance's state, journal, RAUC status
@@ -37,9 +37,10 @@ chmod 2755 "$work/data/journal"
 mkfs.ext4 -q -F -L yy-data -d "$work/data" "$work/data.ext4" "${DATA_MIB}M"
 
 # --- boot ---
-uboot_env() {  # U-Boot's environment file: RAUC's counters and the kernel console
-    printf '%s\n' "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3" "yy_console=$1" >"$work/env.txt"
-    mkenvimage -s 0x4000 -o "$work/bootfs/uboot.env" "$work/env.txt"
+uboot_env() {  # yakyak.env (boot.cmd): RAUC's counters, the kernel console, extra arguments
+    printf '%s\n' "BOOT_ORDER=A B" "BOOT_A_LEFT=3" "BOOT_B_LEFT=3" "yy_console=$1" \
+        "yy_args=${YAKYAK_KERNEL_ARGS:-rootfstype=ext4}" >"$work/env.txt"
+    mkenvimage -s 0x4000 -o "$work/bootfs/yakyak.env" "$work/env.txt"
 }
 mkdir -p "$work/bootfs"
 mkimage -A arm64 -T script -C none -n "YakYak A/B" -d "$IMAGE_DIR/uboot/boot.cmd" \
@@ -64,8 +65,10 @@ CFG
         uboot_env "console=ttyS1,115200 console=tty1"
         ;;
     virt)
-        # qemu -M virt boots the kernel directly (-kernel/-initrd next to the image);
-        # uboot.env is there so RAUC's U-Boot backend (fw_setenv) works the same
+        # qemu -M virt -bios u-boot.bin (Debian's u-boot-qemu, next to the image): U-Boot's
+        # distro boot finds boot.scr here, as the Pi's does
+        for deb in "$tree.boot"/u-boot-qemu_*.deb; do dpkg-deb -x "$deb" "$work/debs"; done
+        cp "$work/debs/usr/lib/u-boot/qemu_arm64/u-boot.bin" "$out/yakyak-virt-arm64.u-boot.bin"
         uboot_env "console=ttyAMA0"
         ;;
     *) die "board $board: rpi4 or virt" ;;
@@ -93,8 +96,4 @@ place() {  # file, start MiB
 place "$work/boot.vfat" 1
 place "$rootimg" $((1 + BOOT_MIB))
 place "$work/data.ext4" $((1 + BOOT_MIB + 2 * ROOT_MIB))
-if [ "$board" = virt ]; then
-    cp "$tree/boot/Image" "$out/yakyak-virt-arm64.Image"
-    cp "$tree/boot/initrd.img" "$out/yakyak-virt-arm64.initrd"
-fi
 sfdisk --dump "$disk"

@@ -713,9 +713,8 @@ def register_system_pages(
             fields.errors["enabled"] = "required"
         enabled = fields.boolean("enabled", False)
         keys = _api_keys(fields) if KEYS_FIELD in fields.data else None
-        # Only an explicit empty list is refused: without the field, a script may be
-        # switching on keys put into /data/ssh by other means.
-        if enabled and keys == []:
+        # root's switch unit installs exactly the keys stored here (none: none accepted)
+        if enabled and not (keys if keys is not None else authorized_keys(data)):
             fields.errors[KEYS_FIELD] = NO_KEYS
         fields.done()
         return {"ssh_enabled": switch_ssh(enabled, keys), KEYS_FIELD: authorized_keys(data)}

@@ -53,7 +53,8 @@ in_root systemd-sysusers
 # --- enable / disable ---
 in_root systemctl enable systemd-networkd.service systemd-resolved.service \
     systemd-timesyncd.service avahi-daemon.service yakyak-data-layout.service \
-    yakyak-ssh.path yakyak-mark-good.service "${enable[@]}"
+    yakyak-ssh.path yakyak-ssh-switch.path yakyak-update.path yakyak-health.service \
+    yakyak-grow-data.service "${enable[@]}"
 in_root systemctl disable ssh.service ssh.socket 2>/dev/null || in_root systemctl disable ssh.service
 # Jobs that write to the root file system or update packages: not on a read-only
 # appliance that is updated as a whole (RAUC).

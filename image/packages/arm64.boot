@@ -2,3 +2,4 @@
 # Raspberry Pi's boot partition (the firmware and U-Boot are not A/B: one copy on the card).
 raspi-firmware
 u-boot-rpi
+u-boot-qemu

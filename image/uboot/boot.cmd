@@ -1,10 +1,26 @@
 # YakYak A/B boot script (mkimage -T script -> boot.scr on the boot partition).
 # RAUC's U-Boot contract: BOOT_ORDER lists the slots to try ("A B"), BOOT_<slot>_LEFT the
-# tries each has left. Every boot spends one try of the slot it boots; `rauc status
-# mark-good` (yakyak-mark-good.service) gives it back 3 once the PBX answers. A slot with no
-# tries left is skipped, so a new root that never gets healthy falls back to the old one.
+# tries each has left. Every boot spends one try of the slot it boots; the health check
+# (yakyak-health.service) has RAUC give it back once the PBX answers, or marks the slot bad
+# after an update that does not come up. A slot with no tries left is skipped, so a root
+# that never gets healthy falls back to the other one.
+# The counters live in yakyak.env on this FAT partition, in U-Boot's binary environment
+# format (CRC + name=value), which Linux edits with fw_setenv (/etc/fw_env.config). It is
+# our own file, not U-Boot's environment: the Pi's U-Boot keeps its environment in FAT but
+# qemu's in flash, and importing only our names leaves U-Boot's defaults alone.
 # The rootfs slots are partitions 2 (A) and 3 (B); disk identifier 0x59616b59.
 
+test -n "${devtype}" || setenv devtype mmc
+test -n "${devnum}" || setenv devnum 0
+test -n "${distro_bootpart}" || setenv distro_bootpart 1
+setenv yy_envaddr ${kernel_addr_r}
+if load ${devtype} ${devnum}:${distro_bootpart} ${yy_envaddr} yakyak.env; then
+  env import -c ${yy_envaddr} ${filesize} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args
+fi
+# exported by name below, so they must exist
+test -n "${yy_console}" || setenv yy_console "console=tty1"
+test -n "${yy_args}" || setenv yy_args "rootfstype=ext4"
+setenv yy_saveenv 'env export -c -s 0x4000 ${yy_envaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args; fatwrite ${devtype} ${devnum}:${distro_bootpart} ${yy_envaddr} yakyak.env 0x4000'
 test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
 test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
 test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3
@@ -37,12 +53,12 @@ if test -z "${yy_part}"; then
   echo "YakYak: no slot has tries left; giving both 3 again and resetting"
   setenv BOOT_A_LEFT 3
   setenv BOOT_B_LEFT 3
-  saveenv
+  run yy_saveenv
   reset
 fi
-saveenv
+run yy_saveenv
 
-setenv bootargs "${yy_console} root=PARTUUID=59616b59-0${yy_part} ro rootwait rauc.slot=${yy_slot} panic=10"
+setenv bootargs "${yy_console} root=PARTUUID=59616b59-0${yy_part} ro rootwait rauc.slot=${yy_slot} panic=10 ${yy_args}"
 load ${devtype} ${devnum}:${yy_part} ${kernel_addr_r} /boot/Image
 load ${devtype} ${devnum}:${yy_part} ${ramdisk_addr_r} /boot/initrd.img
 setenv yy_initrd_size ${filesize}

@@ -157,14 +157,29 @@ def test_sipp_registers_an_extension(container: Container, tmp_path: Path) -> No
     assert row[-1] == "1", contacts  # one contact registered
 
 
-def test_ssh_switch_file_starts_ssh_with_keys_on_the_data_partition(container: Container) -> None:
-    switch = container.data / "yakyak" / "ssh-enabled"
-    switch.touch()
+def test_ssh_switch_starts_and_stops_ssh_with_keys_on_the_data_partition(
+    container: Container,
+) -> None:
+    """What the web UI's switch writes (appliance/system/updates.py set_ssh): the flag
+    file, the keys the installer pasted, and ssh-switch rewritten on every change."""
+    state = container.data / "yakyak"
+    switch, keys = state / "ssh-switch", state / "ssh-authorized-keys"
+    keys.write_text(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYakYakTestKeyOnlyNotReal00000000000 t\n"
+    )
+    (state / "ssh-enabled").touch()
+    switch.write_text("on 1\n")
     try:
         container.wait_for("ssh.service active", lambda: is_active(container, "ssh"), 30)
         assert (container.data / "ssh" / "etc" / "ssh" / "ssh_host_ed25519_key.pub").is_file()
+        installed = container.data / "ssh" / "authorized_keys"
+        assert installed.read_text() == keys.read_text()
+        assert installed.stat().st_mode & 0o777 == 0o600 and installed.stat().st_uid == 0
+        (state / "ssh-enabled").unlink()
+        switch.write_text("off 2\n")
+        container.wait_for("ssh.service stopped", lambda: not is_active(container, "ssh"), 30)
     finally:
-        switch.unlink()
+        (state / "ssh-enabled").unlink(missing_ok=True)
         container.run("systemctl", "stop", "ssh.service")
 
 

@@ -59,9 +59,9 @@ def test_layout_boot_files_env_and_root(out: Path, board: str, tmp_path: Path) -
     assert expected <= {Path(line.strip()).name for line in files.splitlines()}
 
     # U-Boot's environment, read as RAUC's backend will on the box
-    sh("mcopy", "-i", boot, "::/uboot.env", tmp_path / "uboot.env")
+    sh("mcopy", "-i", boot, "::/yakyak.env", tmp_path / "yakyak.env")
     config = tmp_path / "fw_env.config"
-    config.write_text(f"{tmp_path / 'uboot.env'} 0x0000 0x4000\n")
+    config.write_text(f"{tmp_path / 'yakyak.env'} 0x0000 0x4000\n")
     env = sh("fw_printenv", "-c", config)
     assert "BOOT_ORDER=A B" in env and "BOOT_A_LEFT=3" in env and "BOOT_B_LEFT=3" in env
 

@@ -23,6 +23,9 @@ from appliance.web.services import WebServices
 
 from .conftest import Client, signed_in
 from .test_certificate_pages import pair
+from .test_system_pages import public_key
+
+KEY = public_key("openapi tour")
 
 
 @pytest.fixture
@@ -151,7 +154,7 @@ def test_real_answers_match_the_documented_schemas(
         (admin, "GET", "/api/system", None),
         (admin, "PUT", "/api/system/update", b"hsqs" + bytes(64)),  # a "bundle": its magic
         (admin, "GET", "/api/system/update", None),
-        (admin, "PUT", "/api/system/ssh", {"enabled": True}),
+        (admin, "PUT", "/api/system/ssh", {"enabled": True, "authorized_keys": [KEY]}),
         (admin, "GET", "/api/openapi.json", None),
         # Errors have their documented shape too.
         (admin, "POST", "/api/extensions", {"number": "x"}),

@@ -639,11 +639,17 @@ def put_ssh(client: Client, body: object, headers: dict[str, str]) -> Any:
 def test_the_ssh_api(box: Box) -> None:
     script = Client(box.app)
     token = box.bearer()
-    on = put_ssh(script, {"enabled": True}, token)  # keys put in /data/ssh by other means
-    assert on.status == 200 and on.json() == {"ssh_enabled": True, "authorized_keys": []}
+    refused = put_ssh(script, {"enabled": True}, token)  # no keys stored: nobody could log in
+    assert refused.status == 400 and "authorized_keys" in refused.json()["fields"]
+    assert not (box.data / SSH_ENABLED).exists()
+    key = public_key("api")
+    on = put_ssh(script, {"enabled": True, "authorized_keys": [key]}, token)
+    assert on.status == 200 and on.json() == {"ssh_enabled": True, "authorized_keys": [key]}
     jsonschema.validate(on.json(), SSH_STATE)
     assert (box.data / SSH_ENABLED).exists()
-    assert not (box.data / SSH_AUTHORIZED_KEYS).exists()  # left alone: root keeps its copy
+    assert (box.data / SSH_AUTHORIZED_KEYS).read_text().strip() == key
+    # later switches keep the stored keys
+    assert put_ssh(script, {"enabled": True}, token).status == 200
     assert script.get("/api/system", headers=token).json()["ssh_enabled"] is True
     for body, fields in (
         ({}, {"enabled": "required"}),
@@ -654,10 +660,10 @@ def test_the_ssh_api(box: Box) -> None:
         assert bad.status == 400 and bad.json()["fields"] == fields
     assert (box.data / SSH_ENABLED).exists()  # nothing changed by the bad ones
     off = put_ssh(script, {"enabled": False}, token)
-    assert off.json() == {"ssh_enabled": False, "authorized_keys": []}
+    assert off.json() == {"ssh_enabled": False, "authorized_keys": [key]}
     assert not (box.data / SSH_ENABLED).exists()
     actions = [e.action for e in box.services.audit.entries(20)]
-    assert actions.count("system.ssh.enable") == 1 and actions.count("system.ssh.disable") == 1
+    assert actions.count("system.ssh.enable") == 2 and actions.count("system.ssh.disable") == 1
 
 
 def test_the_ssh_api_sets_the_keys(box: Box) -> None:
