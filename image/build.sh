@@ -33,7 +33,11 @@ else
 fi
 
 cd "$OUT_DIR"
-files=$(ls yakyak-*.img yakyak-*.raucb yakyak-*.u-boot.bin 2>/dev/null || true)
+if [ "$what" = virt ]; then
+    files="yakyak-virt-arm64.img yakyak-virt-arm64.u-boot.bin"
+else
+    files=$(ls yakyak-*.img yakyak-*.raucb yakyak-*.u-boot.bin 2>/dev/null || true)
+fi
 # shellcheck disable=SC2086
 sha256sum $files >SHA256SUMS
 echo
