@@ -150,7 +150,8 @@ class Agent:
                 time=self.clock(),
                 reason=reason
                 if isinstance(reason, str) and reason
-                else "the new version did not start (no boot reached the health check)",
+                else "the new version did not pass its health check (it did not start, or the "
+                "check itself could not run)",
             )
             last_update = UpdateResult(
                 str(trial_id),

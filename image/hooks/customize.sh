@@ -54,7 +54,7 @@ in_root systemd-sysusers
 in_root systemctl enable systemd-networkd.service systemd-resolved.service \
     systemd-timesyncd.service avahi-daemon.service yakyak-data-layout.service \
     yakyak-ssh.path yakyak-ssh-switch.path yakyak-update.path yakyak-health.service \
-    yakyak-grow-data.service "${enable[@]}"
+    yakyak-grow-data.service yakyak-machine-id.service "${enable[@]}"
 in_root systemctl disable ssh.service ssh.socket 2>/dev/null || in_root systemctl disable ssh.service
 # Jobs that write to the root file system or update packages: not on a read-only
 # appliance that is updated as a whole (RAUC).

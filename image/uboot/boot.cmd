@@ -15,12 +15,17 @@ test -n "${devnum}" || setenv devnum 0
 test -n "${distro_bootpart}" || setenv distro_bootpart 1
 setenv yy_envaddr ${kernel_addr_r}
 if load ${devtype} ${devnum}:${distro_bootpart} ${yy_envaddr} yakyak.env; then
-  env import -c ${yy_envaddr} ${filesize} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args
+  env import -c ${yy_envaddr} ${filesize} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args yy_machine_id
 fi
 # exported by name below, so they must exist
 test -n "${yy_console}" || setenv yy_console "console=tty1"
 test -n "${yy_args}" || setenv yy_args "rootfstype=ext4"
-setenv yy_saveenv 'env export -c -s 0x4000 ${yy_envaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args; fatwrite ${devtype} ${devnum}:${distro_bootpart} ${yy_envaddr} yakyak.env 0x4000'
+# the box's machine ID, saved by yakyak-machine-id.service at the first boot: the root is
+# read-only, so without it systemd would make a new one every boot
+test -n "${yy_machine_id}" || setenv yy_machine_id none
+setenv yy_idarg
+if test "${yy_machine_id}" != "none"; then setenv yy_idarg "systemd.machine_id=${yy_machine_id}"; fi
+setenv yy_saveenv 'env export -c -s 0x4000 ${yy_envaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT yy_console yy_args yy_machine_id; fatwrite ${devtype} ${devnum}:${distro_bootpart} ${yy_envaddr} yakyak.env 0x4000'
 test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
 test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 3
 test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 3
@@ -58,7 +63,7 @@ if test -z "${yy_part}"; then
 fi
 run yy_saveenv
 
-setenv bootargs "${yy_console} root=PARTUUID=59616b59-0${yy_part} ro rootwait rauc.slot=${yy_slot} panic=10 ${yy_args}"
+setenv bootargs "${yy_console} root=PARTUUID=59616b59-0${yy_part} ro rootwait rauc.slot=${yy_slot} panic=10 ${yy_idarg} ${yy_args}"
 load ${devtype} ${devnum}:${yy_part} ${kernel_addr_r} /boot/Image
 load ${devtype} ${devnum}:${yy_part} ${ramdisk_addr_r} /boot/initrd.img
 setenv yy_initrd_size ${filesize}

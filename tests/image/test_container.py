@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 from image.nspawn import ARTIFACTS, Container
+from image.sipp_register import RELOADED, sipp_register
 
 REPO = Path(__file__).resolve().parents[2]
-SIPP = "/usr/bin/sipp"
-REGISTER_SCENARIO = REPO / "tests" / "e2e" / "sipp" / "register_auth.xml"
-DOMAIN = "yakyak.local"  # `yakyak firstboot` keeps init's default domain
-RELOADED = "directory or lockouts changed: reloaded"  # tests/e2e/test_cli_live.py
 
 
 def is_active(container: Container, unit: str) -> bool:
@@ -132,23 +129,9 @@ def test_sipp_registers_an_extension(container: Container, tmp_path: Path) -> No
         return RELOADED in log
 
     container.wait_for("the server to reload its directory", reloaded, 15)
-    injection = tmp_path / "users.csv"
-    injection.write_text(
-        "SEQUENTIAL\n"
-        f"150;{DOMAIN};[authentication username=150 password={password}];"
-        f"[authentication username=150 password=wrong-{password}]\n"
+    sipp_register(
+        "150", password, container.network.host_address, f"{container.address}:5060", tmp_path
     )
-    done = subprocess.run(
-        [
-            SIPP, "-sf", str(REGISTER_SCENARIO), "-inf", str(injection),
-            "-i", container.network.host_address, "-p", "0", "-m", "1", "-timeout", "30s",
-            "-nostdin", "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
-            f"{container.address}:5060",
-        ],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-    )  # fmt: skip
-    errors = (tmp_path / "sipp-errors.log").read_text() if done.returncode else ""
-    assert done.returncode == 0, f"sipp exited {done.returncode}\n{done.stdout[-2000:]}{errors}"
     contacts = container.run(
         "runuser", "-u", "yakyak", "--", "/opt/yakyak/venv/bin/yakyak", "ext", "list",
         "--data", "/var/lib/yakyak",
