@@ -38,6 +38,7 @@ def _operation(spec: RouteSpec) -> dict[str, object]:
     errors = dict(_ERRORS)
     if spec.request is not None or spec.consumes is not None:
         errors |= _BODY_ERRORS
+    errors |= dict(spec.errors)
     for status, description in errors.items():
         responses[str(status)] = _json(ERROR, description)
     operation: dict[str, object] = {

@@ -45,6 +45,8 @@ class RouteSpec:
     consumes: str | None = None
     # Query parameters the handler reads: (name, JSON Schema type)
     query: tuple[tuple[str, str], ...] = ()
+    # Answers beyond the common errors that this operation gives: (status, when)
+    errors: tuple[tuple[int, str], ...] = ()
 
     @property
     def openapi_path(self) -> str:
@@ -79,6 +81,7 @@ class Registry:
         produces: str | None = None,
         consumes: str | None = None,
         query: tuple[tuple[str, str], ...] = (),
+        errors: tuple[tuple[int, str], ...] = (),
     ) -> Callable[[Handler], Handler]:
         if permission not in ROUTE_PERMISSIONS:
             raise ValueError(f"{method} {rule}: unknown permission {permission!r}")
@@ -97,6 +100,7 @@ class Registry:
             produces=produces,
             consumes=consumes,
             query=query,
+            errors=errors,
         )
         if nav is not None and (method != "GET" or "<" in rule):
             raise ValueError(f"{method} {rule}: only a GET page without parameters is a menu entry")

@@ -59,6 +59,7 @@ KEYS_FIELD: Final = "authorized_keys"  # the form's textarea and the API's field
 NO_KEYS: Final = "add at least one public key: SSH accepts no passwords"
 FORM_SLACK: Final = 1 << 20  # the multipart framing and CSRF field around a form's bundle
 DISK_FULL: Final = frozenset((errno.ENOSPC, errno.EDQUOT))
+NOT_IMAGE_ANSWER: Final = "Not the YakYak OS image: nothing here can install or switch it"
 NOT_ON_IMAGE: Final = "only on the YakYak OS image: this machine has no A/B slots (RAUC)"
 NOTICES: Final = {
     "queued": "The bundle is uploaded and queued.",
@@ -681,6 +682,7 @@ def register_system_pages(
         response=UPDATE_RESULT,
         status=202,
         consumes=BUNDLE_TYPE,
+        errors=((409, "An update is already queued or being installed"), (503, NOT_IMAGE_ANSWER)),
     )
     def update_put() -> dict[str, object]:
         on_image("software updates are installed")
@@ -705,6 +707,7 @@ def register_system_pages(
         "log in as root (400: a bad key, its line named; 503: not the YakYak OS image)",
         request=SSH_SWITCH,
         response=SSH_STATE,
+        errors=((503, NOT_IMAGE_ANSWER),),
     )
     def ssh_api() -> dict[str, object]:
         data = on_image("SSH is switched")

@@ -50,6 +50,13 @@ def test_document_is_openapi_3_1(document: dict[str, Any]) -> None:
                     jsonschema.Draft202012Validator.check_schema(media["schema"])
 
 
+def test_operations_list_their_own_refusals(document: dict[str, Any]) -> None:
+    upload = document["paths"]["/api/system/update"]["put"]["responses"]
+    assert {"202", "400", "409", "411", "413", "415", "503"} <= set(upload)
+    assert "503" in document["paths"]["/api/system/ssh"]["put"]["responses"]
+    assert "409" not in document["paths"]["/api/system"]["get"]["responses"]
+
+
 def test_every_api_route_is_documented_and_every_documented_path_exists(
     services: WebServices, document: dict[str, Any]
 ) -> None:
