@@ -25,20 +25,19 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from appliance.system.updates import (
     RUNNING,
-    TRIAL,
     Rollback,
     SlotInfo,
     SystemStatus,
+    Trial,
     UpdateFolder,
     UpdateResult,
     UpdateState,
     read_json,
-    write_json,
 )
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class Agent:
             installed = self.run([*self.rauc, "install", bundle])
             if installed.returncode != 0:
                 return self._finish(req.id, UpdateState.FAILED, _refusal(installed), "")
-            self.folder.set_trial(target, version, req.id)
+            self.folder.set_trial(Trial(target, version, req.id, self.clock()))
             message = f"version {version or '(unnamed)'} installed into slot {target or '?'}"
             return self._finish(req.id, UpdateState.INSTALLED, message + "; restarting", target)
         finally:
@@ -133,53 +132,49 @@ class Agent:
         previous = self.folder.status()
         rollback = previous.rollback if previous else None
         last_update = previous.last_update if previous else None
-        trial = self.folder.trial() or {}
-        trial_slot = trial.get("slot") if isinstance(trial.get("slot"), str) else ""
-        trial_version = trial.get("version") if isinstance(trial.get("version"), str) else ""
-        trial_id = trial.get("id") if isinstance(trial.get("id"), str) else ""
+        trial = self.folder.trial()
         if not booted:
             status = SystemStatus("", (), last_update, rollback, "not an A/B boot", self.clock())
             self.folder.write_status(status)
             return status
-        if trial_slot and trial_slot != booted:
+        if trial is not None and trial.slot != booted:
             # the update's slot was left (marked bad, or U-Boot ran out of tries on it)
-            reason = trial.get("failure")
             rollback = Rollback(
-                from_slot=str(trial_slot),
-                version=str(trial_version),
+                from_slot=trial.slot,
+                version=trial.version,
                 time=self.clock(),
-                reason=reason
-                if isinstance(reason, str) and reason
-                else "the new version did not pass its health check (it did not start, or the "
+                reason=trial.failure
+                or "the new version did not pass its health check (it did not start, or the "
                 "check itself could not run)",
             )
             last_update = UpdateResult(
-                str(trial_id),
+                trial.id,
                 UpdateState.FAILED,
-                f"version {trial_version} rolled back to slot {booted}: {rollback.reason}",
+                f"version {trial.version} rolled back to slot {booted}: {rollback.reason}",
                 self.clock(),
-                str(trial_slot),
+                trial.slot,
             )
             self.folder.clear_trial()
-            trial_slot = ""
-            log.warning("update to %s rolled back: %s", trial_version, rollback.reason)
+            trial = None
+            log.warning("update to %s rolled back: %s", rollback.version, rollback.reason)
         healthy, why = self.wait_for_pbx(timeout, poll)
         if healthy:
             self.run([*self.rauc, "status", "mark-good", "booted"])
             health = "good"
-            if trial_slot == booted:
+            if trial is not None:
                 last_update = UpdateResult(
-                    str(trial_id),
+                    trial.id,
                     UpdateState.INSTALLED,
-                    f"version {trial_version} is running in slot {booted}",
+                    f"version {trial.version} is running in slot {booted}",
                     self.clock(),
                     booted,
                 )
                 rollback = None
                 self.folder.clear_trial()
-        elif trial_slot == booted:
+        elif trial is not None:
             self.run([*self.rauc, "status", "mark-bad", "booted"])
-            self._note_failure(why)
+            # kept for the rollback notice the next boot writes
+            self.folder.set_trial(replace(trial, failure=why))
             health = f"bad: {why}; rolling back"
         else:
             # not an update on trial: the old slot would not do better (see module text)
@@ -215,12 +210,6 @@ class Agent:
                 self.clock(),
             )
         )
-
-    def _note_failure(self, why: str) -> None:
-        # kept in the trial file for the rollback notice the next boot writes
-        trial = dict(self.folder.trial() or {})
-        trial["failure"] = why
-        write_json(self.folder.path / TRIAL, trial)
 
     def wait_for_pbx(self, timeout: float, poll: float) -> tuple[bool, str]:
         """Until yakyak.service is ready (Type=notify: SIP and web listen), fails, or restarts

@@ -95,6 +95,17 @@ class UpdateResult:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """An update's slot until it boots healthy (trial.json)."""
+
+    slot: str  # bootname
+    version: str
+    id: str  # the update request's
+    time: float
+    failure: str = ""  # why its health check failed, for the rollback notice
+
+
+@dataclass(frozen=True)
 class SlotInfo:
     name: str  # RAUC's slot name, rootfs.0
     bootname: str  # A or B
@@ -353,14 +364,20 @@ class UpdateFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self._file(RESULT), asdict(result))
 
-    def trial(self) -> dict[str, Any] | None:
-        return read_json(self._file(TRIAL))
-
-    def set_trial(self, slot: str, version: str, request_id: str) -> None:
-        write_json(
-            self._file(TRIAL),
-            {"slot": slot, "version": version, "id": request_id, "time": time.time()},
+    def trial(self) -> Trial | None:
+        d = read_json(self._file(TRIAL))
+        if d is None or not _str(d, "slot"):
+            return None
+        return Trial(
+            slot=_str(d, "slot"),
+            version=_str(d, "version"),
+            id=_str(d, "id"),
+            time=_float(d, "time"),
+            failure=_str(d, "failure"),
         )
+
+    def set_trial(self, trial: Trial) -> None:
+        write_json(self._file(TRIAL), asdict(trial))
 
     def clear_trial(self) -> None:
         self._file(TRIAL).unlink(missing_ok=True)

@@ -111,7 +111,8 @@ def test_signed_bundle_goes_into_the_other_slot_on_trial(folder: UpdateFolder) -
     assert result is not None and result.state is UpdateState.INSTALLED
     assert result.id == rid and result.slot == "B" and "2.0" in result.message
     assert ["rauc", "install", str(folder.bundle)] in box.calls
-    assert folder.trial() is not None and folder.trial()["slot"] == "B"  # type: ignore[index]
+    trial = folder.trial()
+    assert trial is not None and trial.slot == "B"
     assert folder.result() == result
     assert folder.pending() is None and not folder.bundle.exists(), "the bundle's space is freed"
 
