@@ -8,9 +8,11 @@
 #               and transcoded RTP streams vs rtpengine (bench-register, bench-calls,
 #               bench-relay run one of them)
 #   make clean  caches and build leftovers (distclean also removes .venv and var)
-#   make image  the arm64 OS images (Raspberry Pi 4 SD card, qemu virt) and a signed RAUC
-#               bundle in build/image/ (image/README.md); needs root
+#   make image  the OS images (Raspberry Pi 4 and BeagleBone Black SD cards, qemu virt disks
+#               for arm64 and armhf) and signed RAUC bundles in build/image/
+#               (image/README.md); needs root
 #   make image-test-vm  the arm64 virt image in qemu: boot, then A/B updates and rollback
+#   make image-test-vm-armhf  the same with the armhf rootfs (the BeagleBone's) in qemu-system-arm
 #   make image-test     the host architecture's rootfs (same recipe, cached in .cache/image)
 #               booted with systemd-nspawn and checked from outside (tests/image); needs root
 #
@@ -34,7 +36,7 @@ RUN_DEBS := python3 python3-venv python3-dev gcc pkg-config libsystemd-dev libas
 TEST_DEBS := $(RUN_DEBS) sip-tester sipsak baresip chromium chromium-driver systemd
 BENCH_DEBS := $(TEST_DEBS) kamailio kamailio-sqlite-modules sqlite3 rtpengine-daemon
 # OS image: mmdebstrap (unshare mode wants uidmap), systemd-nspawn, iproute2 for the test's
-# network namespace; for the arm64 images also qemu-user (binfmt), the SD card tools that
+# network namespace; for the ARM images also qemu-user (binfmt), the SD card tools that
 # need no loop devices (sfdisk, mkfs.vfat + mtools, mkfs.ext4 -d), RAUC and openssl for
 # the bundle and its development key, and U-Boot's mkimage.
 IMAGE_TEST_DEBS := mmdebstrap uidmap systemd-container iproute2 rauc squashfs-tools openssl \
@@ -51,7 +53,8 @@ SIP ?= 0.0.0.0:5060
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: setup run test lint bench hil clean distclean image image-test image-test-vm
+.PHONY: setup run test lint bench hil clean distclean image image-test image-test-vm \
+	image-test-vm-armhf
 
 setup:
 	@$(ENSURE_DEBS) $(RUN_DEBS)
@@ -129,6 +132,16 @@ image-test-vm: setup
 	@$(ENSURE_DEBS) $(IMAGE_VM_DEBS)
 	$(AS_ROOT) image/build.sh virt
 	YAKYAK_IMAGE_VM=build/image YAKYAK_IMAGE_ROOT_EXT4=$$(ls .cache/image/sdimage/rootfs-arm64-*.ext4) \
+		$(AS_ROOT) $(BIN)/pytest -p no:cacheprovider tests/image/test_vm.py $(PYTEST_ARGS)
+
+# The armhf rootfs the BeagleBone Black's card carries, on qemu-system-arm's virt machine
+# (no qemu machine emulates the AM335x board): the same boot script (bootz), checks and
+# updates as image-test-vm.
+image-test-vm-armhf: setup
+	@$(ENSURE_DEBS) $(IMAGE_VM_DEBS)
+	$(AS_ROOT) image/build.sh virt-armhf
+	YAKYAK_IMAGE_VM=build/image YAKYAK_IMAGE_VM_ARCH=armhf \
+		YAKYAK_IMAGE_ROOT_EXT4=$$(ls .cache/image/sdimage/rootfs-armhf-*.ext4) \
 		$(AS_ROOT) $(BIN)/pytest -p no:cacheprovider tests/image/test_vm.py $(PYTEST_ARGS)
 
 # The host architecture's rootfs (cached: a second run only boots it), booted in

@@ -674,8 +674,11 @@ def serve(config: Config, restored: str | None = None) -> int:
     _raise_open_files()
     started = time.monotonic()
     # uvloop: libuv's event loop moves datagrams several times faster than asyncio's
-    # own selector loop, and the SIP front is per-datagram work.
-    return uvloop.run(_run(config, started, restored is not None))
+    # own selector loop, and the SIP front is per-datagram work. Through asyncio.Runner,
+    # not uvloop.run (what that does on 3.11): uvloop.run came in uvloop 0.18, and the
+    # armhf image takes Debian bookworm's python3-uvloop 0.17.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_run(config, started, restored is not None))
 
 
 async def _run(config: Config, started: float, restored: bool = False) -> int:

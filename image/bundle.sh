@@ -4,6 +4,9 @@
 #   image/bundle.sh key                      prints the certificate the rootfs trusts
 #   image/bundle.sh bundle ROOTFS.ext4 OUT.raucb VERSION
 #
+# A bundle's `compatible` is the one the rootfs inside it carries in /etc/rauc/system.conf
+# (yakyak-arm64, yakyak-armhf), so an arm64 bundle is refused by an armhf box and back.
+#
 # The real signing key is never in the repository. Release builds name it with
 # YAKYAK_RAUC_KEY and YAKYAK_RAUC_CERT (the certificate is installed in the rootfs as
 # /etc/rauc/keyring.pem); without them a development pair is generated into
@@ -38,12 +41,15 @@ case ${1:-} in
     bundle)
         rootfs=${2:?rootfs ext4}; out=${3:?output .raucb}; version=${4:?version}
         "$0" key >/dev/null
+        compatible=$(debugfs -R 'cat /etc/rauc/system.conf' "$rootfs" 2>/dev/null \
+            | sed -n 's/^compatible=//p')
+        [ -n "$compatible" ] || die "$rootfs: no compatible= in its /etc/rauc/system.conf"
         content=$(mktemp -d)
         trap 'rm -rf "$content"' EXIT
         ln "$rootfs" "$content/rootfs.ext4" 2>/dev/null || cp "$rootfs" "$content/rootfs.ext4"
         cat >"$content/manifest.raucm" <<MANIFEST
 [update]
-compatible=yakyak-arm64
+compatible=$compatible
 version=$version
 description=YakYak appliance root file system
 

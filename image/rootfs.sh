@@ -21,14 +21,25 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap missing: make image-test ins
 
 units=${YAKYAK_UNITS:-$REPO_DIR/systemd}
 [ -f "$units/yakyak.service" ] || die "no $units/yakyak.service"
-py_key=$(hash_tree $(python_inputs))
 # shellcheck disable=SC2046
+py_key=$(hash_tree $(python_inputs))
 # The certificate update bundles must be signed with (a development one unless given).
 rauc_cert=$("$IMAGE_DIR/bundle.sh" key)
+sources=(
+    "deb $MIRROR $SUITE main non-free-firmware"
+    "deb $MIRROR $SUITE-updates main non-free-firmware"
+)
+# YAKYAK_SECURITY_MIRROR=none: for a mirror without a usable security suite (this CI
+# machine's serves a stale armhf index of it); such a rootfs lacks Debian's security fixes
+if [ "$SECURITY_MIRROR" = none ]; then
+    note "WARNING: building without $SUITE-security (YAKYAK_SECURITY_MIRROR=none): not for release"
+else
+    sources+=("deb $SECURITY_MIRROR $SUITE-security main non-free-firmware")
+fi
 # The rootfs's own inputs only: the SD card and bundle scripts do not invalidate it.
 recipe=(image/rootfs.sh image/lib.sh image/hooks image/overlay image/early image/packages)
-key=$(printf '%s %s %s %s' "$arch" "$py_key" "$(hash_tree "${recipe[@]}" "${units#"$REPO_DIR"/}")" \
-    "$(sha256sum <"$rauc_cert")" \
+key=$(printf '%s %s %s %s %s' "$arch" "$py_key" "$(hash_tree "${recipe[@]}" "${units#"$REPO_DIR"/}")" \
+    "$(sha256sum <"$rauc_cert")" "${sources[*]}" \
     | sha256sum | cut -c1-16)
 tree=$CACHE_DIR/rootfs/$arch-$key
 # one build per architecture at a time (parallel `make test` runs share the cache)
@@ -47,11 +58,6 @@ mkdir -p "$CACHE_DIR/rootfs" "$CACHE_DIR/wheels" "$CACHE_DIR/debs/$arch" "$logs"
 ensure_binfmt "$arch"
 
 list() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$@" | tr '\n' ',' | sed 's/,$//'; }
-sources=(
-    "deb $MIRROR $SUITE main non-free-firmware"
-    "deb $MIRROR $SUITE-updates main non-free-firmware"
-    "deb $SECURITY_MIRROR $SUITE-security main non-free-firmware"
-)
 # APT::Sandbox::User root: apt's _apt sandbox user cannot write /dev/null on hosts where
 # it is not world-writable (this CI machine's is 0644); the chroot is thrown away anyway.
 mm_common=(
@@ -64,7 +70,15 @@ mm_common=(
 )
 
 # --- 1. wheels for this architecture ---
-wheels=$CACHE_DIR/wheels/$arch-$py_key
+# packages/ARCH.python: Debian packages that provide some requirements on this architecture
+pydebs=$IMAGE_DIR/packages/$arch.python
+system_site=0
+[ -f "$pydebs" ] && system_site=1
+wheel_inputs=(image/hooks/wheels.sh image/packages/build.list)
+for f in "$arch.python" "$arch.build"; do
+    if [ -f "$IMAGE_DIR/packages/$f" ]; then wheel_inputs+=("image/packages/$f"); fi
+done
+wheels=$CACHE_DIR/wheels/$arch-$(printf '%s %s' "$py_key" "$(hash_tree "${wheel_inputs[@]}")" | sha256sum | cut -c1-16)
 build_wheels_here() {
     local pip=$REPO_DIR/.venv/bin/pip
     [ -x "$pip" ] || pip="python3 -m pip"
@@ -82,11 +96,23 @@ build_wheels_chroot() {
     # pip in the chroot trusts what the build host trusts (a TLS-inspecting proxy's CA,
     # as on this CI machine, is not in Debian's bundle); the chroot is thrown away
     cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$tmp/host-ca.pem"
-    mmdebstrap "${mm_common[@]}" --include="$(list "$IMAGE_DIR/packages/build.list")" \
+    cp "$IMAGE_DIR/hooks/wheels.sh" "$tmp/wheels.sh"
+    local lists=("$IMAGE_DIR/packages/build.list")
+    for f in "$arch.python" "$arch.build"; do
+        if [ -f "$IMAGE_DIR/packages/$f" ]; then lists+=("$IMAGE_DIR/packages/$f"); fi
+    done
+    # pip's cache survives the chroot: wheels it compiled (soxr, cffi on armhf) are reused
+    # when only the appliance changed
+    local pip_cache=$CACHE_DIR/pip-$arch
+    mkdir -p "$pip_cache"
+    mmdebstrap "${mm_common[@]}" --include="$(list "${lists[@]}")" \
         --customize-hook="sync-out /var/cache/apt/archives $CACHE_DIR/debs/$arch" \
         --customize-hook="copy-in $tmp/src /" \
-        --customize-hook="copy-in $tmp/host-ca.pem /" \
-        --customize-hook='chroot "$1" env -i PATH=/usr/bin:/bin PIP_CERT=/host-ca.pem sh -c "python3 -m venv /b && /b/bin/pip wheel --use-pep517 --disable-pip-version-check --wheel-dir /wheels /src[systemd]"' \
+        --customize-hook="copy-in $tmp/host-ca.pem $tmp/wheels.sh /" \
+        --customize-hook='mkdir -p "$1/pip-cache"' \
+        --customize-hook="sync-in $pip_cache /pip-cache" \
+        --customize-hook="chroot \"\$1\" env -i PATH=/usr/bin:/bin PIP_CERT=/host-ca.pem PIP_CACHE_DIR=/pip-cache YY_SYSTEM_SITE=$system_site sh /wheels.sh" \
+        --customize-hook="sync-out /pip-cache $pip_cache" \
         --customize-hook="sync-out /wheels $wheels.tmp" \
         "$SUITE" /dev/null "${sources[@]}"
     rm -rf "$tmp"
@@ -101,9 +127,12 @@ else
 fi
 
 # --- 2. the rootfs ---
-packages=$(list "$IMAGE_DIR/packages/common.list" "$IMAGE_DIR/packages/$arch.list")
+rootfs_lists=("$IMAGE_DIR/packages/common.list" "$IMAGE_DIR/packages/$arch.list")
+if [ "$system_site" = 1 ]; then rootfs_lists+=("$pydebs"); fi
+packages=$(list "${rootfs_lists[@]}")
 build_rootfs() {
     YY_REPO=$REPO_DIR YY_UNITS=$units YY_WHEELS=$wheels YY_RAUC_CERT=$rauc_cert \
+    YY_ARCH=$arch YY_SYSTEM_SITE=$system_site \
     mmdebstrap "${mm_common[@]}" --include="$packages" \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -140,10 +169,14 @@ unpack() {
 }
 run_step "unpack $arch" "$logs/unpack.log" unpack
 touch "$tree.done"
-# Older builds of this architecture go: one rootfs per architecture is kept.
-for old in "$CACHE_DIR/rootfs/$arch"-*.done; do
-    [ "$old" = "$tree.done" ] && continue
-    rm -rf "${old%.done}" "${old%.done}.tar" "${old%.done}.boot" "$old"
+# Older builds of this architecture go, and what interrupted ones left: one rootfs and one
+# wheelhouse per architecture are kept (this is under the architecture's lock).
+for old in "$CACHE_DIR/rootfs/$arch"-*; do
+    case $old in "$tree" | "$tree".*) continue ;; esac
+    rm -rf "$old"
+done
+for old in "$CACHE_DIR/wheels/$arch"-*; do
+    [ "$old" = "$wheels" ] || rm -rf "$old"
 done
 note "rootfs $arch: $tree ($(du -sh "$tree" | cut -f1))"
 echo "$tree"

@@ -1,13 +1,16 @@
 #!/bin/bash
-# Assembles the disk images from an arm64 rootfs tree, without loop devices or mounts:
+# Assembles the disk images from an arm64 or armhf rootfs tree, without loop devices or mounts:
 # each file system is made in a file (mkfs.ext4 -d, mkfs.vfat -C + mcopy), the partition
 # table is written into the disk file with sfdisk, and the file systems are put in place
 # with dd conv=notrunc.
 #
-#   image/sdimage.sh BOARD ROOTFS_TREE OUTDIR      BOARD: rpi4 | virt
+#   image/sdimage.sh BOARD ROOTFS_TREE OUTDIR      BOARD: rpi4 | bbb | virt
+#
+# rpi4 (Raspberry Pi 4) takes an arm64 tree, bbb (BeagleBone Black) an armhf one, virt (qemu's
+# virt machine) either; the disk is OUTDIR/yakyak-BOARD-ARCH.img.
 #
 # Layout (MBR, disk identifier 0x59616b59, so root=PARTUUID=59616b59-02/-03 on any disk):
-#   1 boot   FAT32  256 MiB  YY-BOOT   firmware and U-Boot (rpi4), boot.scr, yakyak.env
+#   1 boot   FAT32  256 MiB  YY-BOOT   firmware and U-Boot (rpi4, bbb), boot.scr, yakyak.env
 #   2 rootA  ext4  1536 MiB  yy-root   read-only root, slot A
 #   3 rootB  ext4  1536 MiB  yy-root   slot B (empty until the first update)
 #   4 data   ext4   512 MiB  yy-data   /data: the appliance's state, journal, RAUC status
@@ -15,15 +18,20 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 board=${1:?board}; tree=${2:?rootfs tree}; out=${3:?output dir}
+arch=$(basename "$tree" | cut -d- -f1)  # rootfs.sh names trees ARCH-KEY
+case $board/$arch in
+    rpi4/arm64 | bbb/armhf | virt/arm64 | virt/armhf) ;;
+    *) die "board $board with an $arch rootfs: rpi4 takes arm64, bbb armhf, virt either" ;;
+esac
 BOOT_MIB=256; ROOT_MIB=1536; DATA_MIB=512
 DISK_ID=0x59616b59
-work=$CACHE_DIR/sdimage/$board
+work=$CACHE_DIR/sdimage/$board-$arch
 rm -rf "$work" && mkdir -p "$work" "$out"
 
 # --- root slot A: the tree as an ext4 file system (also the RAUC bundle's image) ---
 rootimg=$CACHE_DIR/sdimage/rootfs-$(basename "$tree").ext4
 if [ ! -f "$rootimg" ]; then
-    rm -f "$CACHE_DIR"/sdimage/rootfs-*.ext4
+    rm -f "$CACHE_DIR"/sdimage/rootfs-"$arch"-*.ext4
     # fixed UUID and hash seed: the same tree gives the same bytes
     mkfs.ext4 -q -F -L yy-root -U clear -E hash_seed=59616b59-0000-4000-8000-000000000000 \
         -d "$tree" "$rootimg.tmp" "${ROOT_MIB}M"
@@ -43,7 +51,7 @@ uboot_env() {  # yakyak.env (boot.cmd): RAUC's counters, the kernel console, ext
     mkenvimage -s 0x4000 -o "$work/bootfs/yakyak.env" "$work/env.txt"
 }
 mkdir -p "$work/bootfs"
-mkimage -A arm64 -T script -C none -n "YakYak A/B" -d "$IMAGE_DIR/uboot/boot.cmd" \
+mkimage -A "$([ "$arch" = armhf ] && echo arm || echo arm64)" -T script -C none -n "YakYak A/B" -d "$IMAGE_DIR/uboot/boot.cmd" \
     "$work/bootfs/boot.scr" >/dev/null
 case $board in
     rpi4)
@@ -64,21 +72,32 @@ disable_overscan=1
 CFG
         uboot_env "console=ttyS1,115200 console=tty1"
         ;;
+    bbb)
+        # The AM335x boot ROM reads U-Boot's SPL (MLO) from the card raw at 128 KiB, and the
+        # SPL u-boot.img at 384 KiB (Debian's u-boot-omap, am335x_evm: BeagleBone Black and
+        # White); both are put there below, in the gap before the first partition, and on
+        # the FAT partition too, where the ROM looks next. U-Boot picks am335x-boneblack.dtb
+        # (fdtfile), which boot.scr loads from the slot's kernel.
+        for deb in "$tree.boot"/u-boot-omap_*.deb; do dpkg-deb -x "$deb" "$work/debs"; done
+        spl=$work/debs/usr/lib/u-boot/am335x_evm
+        cp "$spl/MLO" "$spl/u-boot.img" "$work/bootfs/"
+        uboot_env "console=ttyS0,115200n8"
+        ;;
     virt)
         # qemu -M virt -bios u-boot.bin (Debian's u-boot-qemu, next to the image): U-Boot's
-        # distro boot finds boot.scr here, as the Pi's does
+        # distro boot finds boot.scr here, as the boards' does
         for deb in "$tree.boot"/u-boot-qemu_*.deb; do dpkg-deb -x "$deb" "$work/debs"; done
-        cp "$work/debs/usr/lib/u-boot/qemu_arm64/u-boot.bin" "$out/yakyak-virt-arm64.u-boot.bin"
+        qemu_board=$([ "$arch" = armhf ] && echo qemu_arm || echo qemu_arm64)
+        cp "$work/debs/usr/lib/u-boot/$qemu_board/u-boot.bin" "$out/yakyak-virt-$arch.u-boot.bin"
         uboot_env "console=ttyAMA0"
         ;;
-    *) die "board $board: rpi4 or virt" ;;
 esac
 rm -f "$work/boot.vfat"
 mkfs.vfat -F 32 -n YY-BOOT -C "$work/boot.vfat" $((BOOT_MIB * 1024)) >/dev/null
 mcopy -s -i "$work/boot.vfat" "$work"/bootfs/* ::/
 
 # --- the disk: partition table, then each file system at its offset ---
-disk=$out/yakyak-$board-arm64.img
+disk=$out/yakyak-$board-$arch.img
 total=$((1 + BOOT_MIB + 2 * ROOT_MIB + DATA_MIB))
 rm -f "$disk" && truncate -s "${total}M" "$disk"
 sfdisk --quiet "$disk" <<TABLE
@@ -96,4 +115,9 @@ place() {  # file, start MiB
 place "$work/boot.vfat" 1
 place "$rootimg" $((1 + BOOT_MIB))
 place "$work/data.ext4" $((1 + BOOT_MIB + 2 * ROOT_MIB))
+if [ "$board" = bbb ]; then  # the ROM's raw-mode places, before partition 1 at 1 MiB
+    [ "$(stat -c %s "$spl/u-boot.img")" -le $((1024 * 1024 - 384 * 1024)) ] || die "u-boot.img too big"
+    dd if="$spl/MLO" of="$disk" bs=128K seek=1 conv=notrunc status=none
+    dd if="$spl/u-boot.img" of="$disk" bs=128K seek=3 conv=notrunc status=none
+fi
 sfdisk --dump "$disk"

@@ -2,7 +2,7 @@
 # mmdebstrap customize hook: turns the installed packages into the YakYak rootfs.
 # $1 is the rootfs. Runs inside mmdebstrap's user namespace (root there), after the
 # overlay/ files were copied in. Environment from rootfs.sh: YY_REPO, YY_UNITS, YY_WHEELS,
-# YY_RAUC_CERT.
+# YY_RAUC_CERT, YY_ARCH, YY_SYSTEM_SITE (1: Debian provides some requirements, packages/ARCH.python).
 set -euo pipefail
 root=$1
 # A clean environment: the build host's PIP_* and the like must not reach the chroot.
@@ -11,7 +11,9 @@ in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UT
 # --- the appliance: its own venv from the wheelhouse built for this architecture ---
 rm -rf "$root/tmp/wheels"
 cp -r "$YY_WHEELS" "$root/tmp/wheels"
-in_root python3 -m venv /opt/yakyak/venv
+venv_opts=()
+if [ "${YY_SYSTEM_SITE:-0}" = 1 ]; then venv_opts=(--system-site-packages); fi
+in_root python3 -m venv "${venv_opts[@]}" /opt/yakyak/venv
 in_root /opt/yakyak/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
     --find-links /tmp/wheels 'yakyak[systemd]'
 rm -rf "$root/tmp/wheels"
@@ -44,8 +46,11 @@ fi
 if [ -d "$YY_UNITS/udev" ]; then
     install -m 0644 "$YY_UNITS"/udev/*.rules "$root/usr/lib/udev/rules.d/"
 fi
-# A/B updates: bundles must be signed by this certificate's key (image/bundle.sh)
+# A/B updates: bundles must be signed by this certificate's key (image/bundle.sh), and be
+# made for this architecture (bundle.sh copies the compatible string from the rootfs)
 install -D -m 0644 "$YY_RAUC_CERT" "$root/etc/rauc/keyring.pem"
+sed -i "s/^compatible=.*/compatible=yakyak-$YY_ARCH/" "$root/etc/rauc/system.conf"
+grep -qx "compatible=yakyak-$YY_ARCH" "$root/etc/rauc/system.conf"
 
 # Users now: /etc/passwd cannot change on the read-only root at boot.
 in_root systemd-sysusers
@@ -77,8 +82,9 @@ rm -f "$root/etc/apt/apt.conf.d/99mmdebstrap"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root/root/.cache" \
     "$root"/var/log/*.log "$root"/var/log/apt/*
 
-# --- U-Boot's booti wants an uncompressed arm64 Image: unpack Debian's gzip'd vmlinuz once,
-# here, into stable names the boot script loads (the root is replaced whole by updates) ---
+# --- the kernel under the stable names the boot script loads (the root is replaced whole by
+# updates): U-Boot's booti wants an uncompressed arm64 Image, so Debian's gzip'd vmlinuz is
+# unpacked once, here; a 32-bit ARM zImage (armhf) is booted as it is by bootz ---
 vmlinuz=$(ls "$root"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 if [ -n "$vmlinuz" ]; then
     version=${vmlinuz##*/vmlinuz-}
@@ -89,6 +95,8 @@ if [ -n "$vmlinuz" ]; then
     fi
     if gzip -t "$vmlinuz" 2>/dev/null; then
         zcat "$vmlinuz" >"$root/boot/Image"
+    elif [ "$(od -An -tx4 -j36 -N4 "$vmlinuz" | tr -d ' ')" = 016f2818 ]; then  # zImage magic
+        ln -sf "vmlinuz-$version" "$root/boot/zImage"
     else
         ln -sf "vmlinuz-$version" "$root/boot/Image"
     fi

@@ -64,7 +64,10 @@ fi
 run yy_saveenv
 
 setenv bootargs "${yy_console} root=PARTUUID=59616b59-0${yy_part} ro rootwait rauc.slot=${yy_slot} panic=10 ${yy_idarg} ${yy_args}"
-load ${devtype} ${devnum}:${yy_part} ${kernel_addr_r} /boot/Image
+# the slot's kernel: an arm64 Image (booti) or a 32-bit ARM zImage (bootz, armhf boards)
+setenv yy_kernel Image
+if test -e ${devtype} ${devnum}:${yy_part} /boot/zImage; then setenv yy_kernel zImage; fi
+load ${devtype} ${devnum}:${yy_part} ${kernel_addr_r} /boot/${yy_kernel}
 load ${devtype} ${devnum}:${yy_part} ${ramdisk_addr_r} /boot/initrd.img
 setenv yy_initrd_size ${filesize}
 # the device tree that matches this slot's kernel; else the one the firmware passed
@@ -73,4 +76,8 @@ if test -n "${fdtfile}" && load ${devtype} ${devnum}:${yy_part} ${fdt_addr_r} /b
 else
   setenv yy_fdt ${fdt_addr}
 fi
-booti ${kernel_addr_r} ${ramdisk_addr_r}:${yy_initrd_size} ${yy_fdt}
+if test "${yy_kernel}" = zImage; then
+  bootz ${kernel_addr_r} ${ramdisk_addr_r}:${yy_initrd_size} ${yy_fdt}
+else
+  booti ${kernel_addr_r} ${ramdisk_addr_r}:${yy_initrd_size} ${yy_fdt}
+fi

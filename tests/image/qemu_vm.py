@@ -24,6 +24,11 @@ DATA_OFFSET_MIB = 1 + 256 + 2 * 1536
 DATA_MIB = 512
 BOOT_OFFSET_MIB = 1
 SLOT_LINE = re.compile(r"YakYak: slot ([AB]),")
+# the emulator and a CPU the architecture's Debian kernel runs on (armmp: ARMv7, no LPAE needed)
+QEMU = {
+    "arm64": ("qemu-system-aarch64", "cortex-a72"),
+    "armhf": ("qemu-system-arm", "cortex-a15"),
+}
 
 
 def free_port(kind: int) -> int:
@@ -81,6 +86,7 @@ class VirtMachine:
     disk: Path
     firmware: Path
     workdir: Path
+    arch: str = "arm64"
     web_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
     sip_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     ssh_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
@@ -105,8 +111,9 @@ class VirtMachine:
             f"hostfwd=udp:127.0.0.1:{self.sip_port}-:5060,"
             f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22"
         )
+        emulator, cpu = QEMU[self.arch]
         argv = [
-            "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-smp", "2",
+            emulator, "-M", "virt", "-cpu", cpu, "-smp", "2",
             "-m", "1024", "-bios", str(self.firmware), "-nographic", "-monitor", "none",
             "-serial", f"file:{self.console_log}",
             "-drive", f"if=none,file={self.disk},format=raw,id=hd,cache=unsafe",

@@ -38,6 +38,10 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     payload = work / "tree"
     (payload / "etc").mkdir(parents=True)
     (payload / "etc" / "os-release").write_text("ID=yakyak-test\n")
+    (payload / "etc" / "rauc").mkdir()
+    (payload / "etc" / "rauc" / "system.conf").write_text(
+        "[system]\ncompatible=yakyak-testarch\nbootloader=uboot\n"
+    )
     (payload / "noise").write_bytes(random.Random(8).randbytes(256 * 1024))  # squashfs > 4 KiB
     image = work / "rootfs.ext4"
     assert sh("mkfs.ext4", "-q", "-F", "-d", payload, image, "8M").returncode == 0
@@ -53,7 +57,8 @@ def test_signed_bundle_is_accepted(signed: tuple[Path, Path]) -> None:
     bundle, cert = signed
     info = rauc_info(cert, bundle)
     assert info.returncode == 0, info.stderr
-    assert "RAUC_MF_COMPATIBLE='yakyak-arm64'" in info.stdout
+    # the rootfs's own compatible: a bundle only installs on a box of its architecture
+    assert "RAUC_MF_COMPATIBLE='yakyak-testarch'" in info.stdout
     assert "Verified inline signature" in info.stderr
 
 
@@ -61,6 +66,18 @@ MANIFEST = (
     "[update]\ncompatible=yakyak-arm64\nversion={version}\n\n[bundle]\nformat=verity\n\n"
     "[image.rootfs]\nfilename=rootfs.ext4\n"
 )
+
+
+@pytest.mark.timeout(60)
+def test_a_rootfs_without_a_compatible_makes_no_bundle(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    image = tmp_path / "rootfs.ext4"
+    assert sh("mkfs.ext4", "-q", "-F", "-d", tree, image, "8M").returncode == 0
+    made = sh(BUNDLE_SH, "bundle", image, tmp_path / "none.raucb", "0.0-test")
+    assert made.returncode != 0
+    assert "compatible" in made.stderr
+    assert not (tmp_path / "none.raucb").exists()
 
 
 @pytest.mark.timeout(120)

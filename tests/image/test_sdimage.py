@@ -1,6 +1,7 @@
 """The disk images `make image` wrote (build/image/), read without mounting: the partition
-table, the boot partition's files (mtools), U-Boot's environment as fw_printenv sees it
-through the box's /etc/fw_env.config, and the root slot (debugfs). Skipped unless
+table, the boot partition's files (mtools), the A/B counters in yakyak.env as fw_printenv
+sees them through the box's /etc/fw_env.config, the root slot (debugfs), and on the
+BeagleBone Black's card U-Boot where the AM335x boot ROM reads it. Skipped unless
 YAKYAK_IMAGE_OUT names the folder (`make image` sets it)."""
 
 from __future__ import annotations
@@ -43,20 +44,33 @@ def extract(disk: Path, part: dict[str, object], to: Path) -> Path:
     return to
 
 
-@pytest.mark.parametrize("board", ["rpi4", "virt"])
+IMAGES = [("rpi4", "arm64"), ("virt", "arm64"), ("bbb", "armhf"), ("virt", "armhf")]
+
+
+@pytest.mark.parametrize(("board", "arch"), IMAGES)
 @pytest.mark.timeout(300)
-def test_layout_boot_files_env_and_root(out: Path, board: str, tmp_path: Path) -> None:
-    disk = out / f"yakyak-{board}-arm64.img"
+def test_layout_boot_files_env_and_root(out: Path, board: str, arch: str, tmp_path: Path) -> None:
+    disk = out / f"yakyak-{board}-{arch}.img"
     parts = partitions(disk)
     sizes = [int(str(p["size"])) * 512 // MIB for p in parts]
     assert sizes == [256, 1536, 1536, 512]
     boot = extract(disk, parts[0], tmp_path / "boot.vfat")
     files = sh("mdir", "-b", "-i", boot, "::/")
-    expected = {"boot.scr", "uboot.env"}
+    expected = {"boot.scr", "yakyak.env"}
     if board == "rpi4":
         expected |= {"u-boot.bin", "config.txt", "start4.elf", "fixup4.dat",
                      "bcm2711-rpi-4-b.dtb"}  # fmt: skip
+    if board == "bbb":
+        expected |= {"MLO", "u-boot.img"}
     assert expected <= {Path(line.strip()).name for line in files.splitlines()}
+    if board == "bbb":  # also raw, where the ROM tries first: MLO at 128 KiB, u-boot.img at 384
+        with disk.open("rb") as card:
+            for name, offset in (("MLO", 128 * 1024), ("u-boot.img", 384 * 1024)):
+                sh("mcopy", "-i", boot, f"::/{name}", tmp_path / name)
+                want = (tmp_path / name).read_bytes()
+                card.seek(offset)
+                assert card.read(len(want)) == want, name
+            assert offset + len(want) <= MIB, "U-Boot overlaps the first partition"
 
     # U-Boot's environment, read as RAUC's backend will on the box
     sh("mcopy", "-i", boot, "::/yakyak.env", tmp_path / "yakyak.env")
@@ -68,7 +82,14 @@ def test_layout_boot_files_env_and_root(out: Path, board: str, tmp_path: Path) -
     root = extract(disk, parts[1], tmp_path / "root.ext4")
     sh("e2fsck", "-fn", root)
     listing = sh("debugfs", "-R", "ls -p /boot", root)
-    assert "Image" in listing and "initrd.img" in listing
+    kernel = "/zImage/" if arch == "armhf" else "/Image/"  # bootz or booti (boot.cmd)
+    assert kernel in listing and "/initrd.img/" in listing, listing
+    rauc = sh("debugfs", "-R", "cat /etc/rauc/system.conf", root)
+    assert f"\ncompatible=yakyak-{arch}\n" in rauc
+    if board == "bbb":  # U-Boot's fdtfile for the board, from the slot's own kernel package
+        modules = sh("debugfs", "-R", "ls -p /usr/lib", root)
+        kernel_dir = next(n for n in modules.split("/") if n.startswith("linux-image-"))
+        assert "am335x-boneblack.dtb" in sh("debugfs", "-R", f"ls /usr/lib/{kernel_dir}", root)
     keyring = sh("debugfs", "-R", "cat /etc/rauc/keyring.pem", root)
     assert "BEGIN CERTIFICATE" in keyring
     assert "yakyak" in sh("debugfs", "-R", "ls /opt/yakyak/venv/bin", root)
@@ -76,14 +97,19 @@ def test_layout_boot_files_env_and_root(out: Path, board: str, tmp_path: Path) -
     assert "yakyak" in sh("debugfs", "-R", "ls /", data)
 
 
-@pytest.mark.timeout(60)
-def test_bundle_verifies_with_the_images_keyring(out: Path, tmp_path: Path) -> None:
-    disk = out / "yakyak-rpi4-arm64.img"
+@pytest.mark.parametrize(("board", "arch"), [("rpi4", "arm64"), ("bbb", "armhf")])
+@pytest.mark.timeout(120)
+def test_bundle_verifies_with_the_images_keyring(
+    out: Path, board: str, arch: str, tmp_path: Path
+) -> None:
+    disk = out / f"yakyak-{board}-{arch}.img"
     root = extract(disk, partitions(disk)[1], tmp_path / "root.ext4")
     keyring = tmp_path / "keyring.pem"
     keyring.write_text(sh("debugfs", "-R", "cat /etc/rauc/keyring.pem", root))
     info = subprocess.run(
-        ["rauc", "info", f"--keyring={keyring}", str(out / "yakyak-arm64.raucb")],
+        ["rauc", "info", f"--keyring={keyring}", "--output-format=shell",
+         str(out / f"yakyak-{arch}.raucb")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert info.returncode == 0, info.stderr
+    assert f"RAUC_MF_COMPATIBLE='yakyak-{arch}'" in info.stdout

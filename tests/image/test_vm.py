@@ -1,13 +1,15 @@
-"""The arm64 `virt` image in qemu (software emulation), booted by U-Boot like a board
-(`make image-test-vm`, issue #8): the PBX comes up (SIP OPTIONS 200, the web sign-in page,
-a sipp REGISTER, the watchdog), then updates through the web UI's API as an installer
-would do them: an unsigned and a foreign-signed bundle are refused with nothing changed; a
-signed bundle is installed into slot B and the box restarts into it; a signed bundle
-whose PBX cannot start is installed into A, fails its health check, and the box rolls
-back to B by itself. Tests run in file order against one machine.
+"""The `virt` image in qemu (software emulation), booted by U-Boot like a board
+(`make image-test-vm` for arm64, `make image-test-vm-armhf` for the BeagleBone Black's armhf
+rootfs; issue #8): the PBX comes up (SIP OPTIONS 200, the web sign-in page, a sipp REGISTER,
+the watchdog), then updates through the web UI's API as an installer would do them: an
+unsigned bundle, a foreign-signed one and one of ours for the other architecture are refused
+with nothing changed; a signed bundle is installed into slot B and the box restarts into
+it; a signed bundle whose PBX cannot start is installed into A, fails its health check,
+and the box rolls back to B by itself. Tests run in file order against one machine.
 
-Skipped unless YAKYAK_IMAGE_VM names the folder `image/build.sh virt` wrote and
-YAKYAK_IMAGE_ROOT_EXT4 the root file system image the test bundles are made from."""
+Skipped unless YAKYAK_IMAGE_VM names the folder `image/build.sh virt` (or virt-armhf) wrote
+and YAKYAK_IMAGE_ROOT_EXT4 the root file system image the test bundles are made from;
+YAKYAK_IMAGE_VM_ARCH (arm64 unless given) says which architecture's image it is."""
 
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ from image.sipp_register import DOMAIN, RELOADED, sipp_register
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_SH = REPO / "image" / "bundle.sh"
 NEW_PASSWORD = "vm-test-Password-42"
-BOOT_TIMEOUT = 600.0  # s: emulated arm64 on a busy 2-core machine
+BOOT_TIMEOUT = 600.0  # s: emulated ARM on a busy 2-core machine
+ARCH = os.environ.get("YAKYAK_IMAGE_VM_ARCH", "arm64")
+OTHER_ARCH = "armhf" if ARCH == "arm64" else "arm64"
 VM_ARTIFACTS = ARTIFACTS.parent / "image-vm"
 GROWN_BY = 1024 * 1024 * 1024
 
@@ -74,10 +78,10 @@ def vm(
     out, _ = build
     work = tmp_path_factory.mktemp("vm")
     disk = work / "disk.img"
-    shutil.copy(out / "yakyak-virt-arm64.img", disk)  # sparse stays sparse (copy_file_range)
+    shutil.copy(out / f"yakyak-virt-{ARCH}.img", disk)  # sparse stays sparse (copy_file_range)
     # a bigger "card" than the image: first boot grows the data partition into the rest
     os.truncate(disk, disk.stat().st_size + GROWN_BY)
-    machine = VirtMachine(disk, out / "yakyak-virt-arm64.u-boot.bin", work)
+    machine = VirtMachine(disk, out / f"yakyak-virt-{ARCH}.u-boot.bin", work, ARCH)
     machine.prepare()
     machine.start()
     try:
@@ -92,8 +96,8 @@ def bundles(bundle_job: Future[dict[str, Path]]) -> dict[str, Path]:
 
 
 def make_bundles(ext4: Path, work: Path) -> dict[str, Path]:
-    """A good bundle, one whose PBX cannot start, an unsigned one and one signed by a key
-    the box does not trust."""
+    """A good bundle, one whose PBX cannot start, an unsigned one, one signed by a key
+    the box does not trust, and one signed by ours for the other architecture."""
     made: dict[str, Path] = {}
     good = work / "good.raucb"
     done = sh(BUNDLE_SH, "bundle", ext4, good, "vmtest-good")
@@ -121,12 +125,23 @@ def make_bundles(ext4: Path, work: Path) -> dict[str, Path]:
     (tiny / "etc").mkdir(parents=True)
     (tiny / "etc" / "os-release").write_text("ID=not-yakyak\n")
     (tiny / "noise").write_bytes(os.urandom(256 * 1024))  # RAUC wants a squashfs > 4 KiB
+    (tiny / "etc" / "rauc").mkdir()
+    (tiny / "etc" / "rauc" / "system.conf").write_text(f"[system]\ncompatible=yakyak-{ARCH}\n")
     tiny_root = work / "tiny.ext4"
     assert sh("mkfs.ext4", "-q", "-F", "-d", tiny, tiny_root, "8M").returncode == 0
+    (tiny / "etc" / "rauc" / "system.conf").write_text(
+        f"[system]\ncompatible=yakyak-{OTHER_ARCH}\n"
+    )
+    other_root = work / "other-arch.ext4"
+    assert sh("mkfs.ext4", "-q", "-F", "-d", tiny, other_root, "8M").returncode == 0
+    other = work / "other-arch.raucb"
+    done = sh(BUNDLE_SH, "bundle", other_root, other, "vmtest-other-arch")
+    assert done.returncode == 0, done.stderr[-2000:]
+    made["other-arch"] = other
     content = work / "unsigned"
     content.mkdir()
     (content / "manifest.raucm").write_text(
-        "[update]\ncompatible=yakyak-arm64\nversion=vmtest-unsigned\n\n"
+        f"[update]\ncompatible=yakyak-{ARCH}\nversion=vmtest-unsigned\n\n"
         "[image.rootfs]\nfilename=rootfs.ext4\n"
     )
     shutil.copy(tiny_root, content / "rootfs.ext4")
@@ -354,9 +369,13 @@ def test_first_boot_is_judged_healthy(vm: VirtMachine) -> None:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("kind", ["unsigned", "foreign"])
-def test_bundle_without_our_signature_is_refused(
-    vm: VirtMachine, bundles: dict[str, Path], kind: str
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("unsigned", ("signature", "verif")), ("foreign", ("signature", "verif")),
+     ("other-arch", ("compatible",))],
+)  # fmt: skip
+def test_bundle_not_made_for_this_box_is_refused(
+    vm: VirtMachine, bundles: dict[str, Path], kind: str, reason: tuple[str, ...]
 ) -> None:
     boots = vm.boots()
     status, queued = web(vm).upload(bundles[kind])
@@ -369,7 +388,7 @@ def test_bundle_without_our_signature_is_refused(
     vm.wait_for(f"RAUC's verdict on the {kind} bundle", finished, 300)
     result = web(vm).api("GET", "/api/system/update")[1]
     assert result["state"] == "failed", result
-    assert "signature" in result["message"].lower() or "verif" in result["message"].lower(), result
+    assert any(word in result["message"].lower() for word in reason), result
     time.sleep(10)
     assert vm.boots() == boots, "no restart"
     assert system(vm)["booted"] == "A"
