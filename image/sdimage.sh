@@ -73,11 +73,12 @@ CFG
         uboot_env "console=ttyS1,115200 console=tty1"
         ;;
     bbb)
-        # The AM335x boot ROM reads U-Boot's SPL (MLO) from the card raw at 128 KiB, and the
-        # SPL u-boot.img at 384 KiB (Debian's u-boot-omap, am335x_evm: BeagleBone Black and
-        # White); both are put there below, in the gap before the first partition, and on
-        # the FAT partition too, where the ROM looks next. U-Boot picks am335x-boneblack.dtb
-        # (fdtfile), which boot.scr loads from the slot's kernel.
+        # The AM335x boot ROM finds nothing in raw mode on this card and reads U-Boot's SPL
+        # as the file MLO from the active FAT partition; the SPL loads u-boot.img from there
+        # (SPL_FS_FAT). Debian's u-boot-omap, am335x_evm: BeagleBone Black, White, Green and
+        # PocketBeagle. Raw mode would need u-boot.img (1.4 MB) at 384 KiB, past the first
+        # partition's start at 1 MiB. U-Boot picks am335x-boneblack.dtb (fdtfile), which
+        # boot.scr loads from the slot's kernel.
         for deb in "$tree.boot"/u-boot-omap_*.deb; do dpkg-deb -x "$deb" "$work/debs"; done
         spl=$work/debs/usr/lib/u-boot/am335x_evm
         cp "$spl/MLO" "$spl/u-boot.img" "$work/bootfs/"
@@ -115,9 +116,4 @@ place() {  # file, start MiB
 place "$work/boot.vfat" 1
 place "$rootimg" $((1 + BOOT_MIB))
 place "$work/data.ext4" $((1 + BOOT_MIB + 2 * ROOT_MIB))
-if [ "$board" = bbb ]; then  # the ROM's raw-mode places, before partition 1 at 1 MiB
-    [ "$(stat -c %s "$spl/u-boot.img")" -le $((1024 * 1024 - 384 * 1024)) ] || die "u-boot.img too big"
-    dd if="$spl/MLO" of="$disk" bs=128K seek=1 conv=notrunc status=none
-    dd if="$spl/u-boot.img" of="$disk" bs=128K seek=3 conv=notrunc status=none
-fi
 sfdisk --dump "$disk"
