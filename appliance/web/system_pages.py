@@ -1,12 +1,12 @@
-"""The System page and API: the software running, updating it, and the SSH switch.
+"""The System page and API: the software running and updating it.
 
-The PBX runs unprivileged, so it installs nothing and starts no sshd itself: an uploaded
-RAUC bundle is written into the data folder and queued for root's update unit, and SSH
-follows a flag file that root's path unit watches, with the public keys the installer
-gives copied by root for sshd (`appliance.system.updates` holds that hand-over). This
-module streams an upload to disk, refuses what cannot work before writing anything (too
-large, no room, another update under way, a key that is not one) and shows what root
-reported back. Off the YakYak OS image (no RAUC) the page shows the version only.
+The PBX runs unprivileged, so it installs nothing itself: an uploaded RAUC bundle is
+written into the data folder and queued for root's update unit
+(`appliance.system.updates` holds that hand-over). This module streams an upload to
+disk, refuses what cannot work before writing anything (too large, no room, another
+update under way) and shows what root reported back. Off the YakYak OS image (no RAUC)
+the page shows the version only. The page's SSH section, and the switch behind it, are
+`appliance.web.ssh_pages`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import bottle
 
 from appliance.system.backup import installed_version
 from appliance.system.updates import (
-    MAX_AUTHORIZED_KEYS,
     Readable,
     Rollback,
     SlotInfo,
@@ -34,39 +33,26 @@ from appliance.system.updates import (
     UpdateResult,
     UpdateState,
     authorized_keys,
-    parse_authorized_keys,
-    set_ssh,
     size_text,
     ssh_enabled,
 )
 from appliance.web.audit_trail import change
 from appliance.web.auth import current, see_other
-from appliance.web.jsonio import Fields, read_object
-from appliance.web.pages import form_text, hidden_csrf, page, when
+from appliance.web.os_image import NOT_IMAGE_ANSWER, on_image
+from appliance.web.pages import hidden_csrf, page, when
 from appliance.web.registry import PUBLIC, Registry, Schema
 from appliance.web.schemas import obj
 from appliance.web.services import WebServices
+from appliance.web.ssh_pages import KEY_LINES, register_ssh_pages, ssh_section
+from appliance.web.ssh_pages import NOTICES as SSH_NOTICES
 
 BUNDLE_FIELD: Final = "bundle"
 BUNDLE_TYPE: Final = "application/octet-stream"
 SCRIPT_PATH: Final = "/static/system.js"
 UPDATE_API: Final = "/api/system/update"
-# On the image's data partition, beside (not inside) the PBX's data folder.
-AUTHORIZED_KEYS: Final = "/data/ssh/authorized_keys"
-KEYS_FIELD: Final = "authorized_keys"  # the form's textarea and the API's field
-# sshd takes keys only (image/overlay/etc/ssh/sshd_config.d/yakyak.conf): on with none
-# given here, nobody could log in unless a key was put on the data partition by hand.
-NO_KEYS: Final = "add at least one public key: SSH accepts no passwords"
 FORM_SLACK: Final = 1 << 20  # the multipart framing and CSRF field around a form's bundle
 DISK_FULL: Final = frozenset((errno.ENOSPC, errno.EDQUOT))
-NOT_IMAGE_ANSWER: Final = "Not the YakYak OS image: nothing here can install or switch it"
-NOT_ON_IMAGE: Final = "only on the YakYak OS image: this machine has no A/B slots (RAUC)"
-NOTICES: Final = {
-    "queued": "The bundle is uploaded and queued.",
-    "ssh-on": "SSH is switched on.",
-    "ssh-off": "SSH is switched off.",
-    "ssh-keys": "The public keys for SSH are saved.",
-}
+NOTICES: Final = {"queued": "The bundle is uploaded and queued.", **SSH_NOTICES}
 
 
 def _free_bytes(folder: Path) -> int:
@@ -132,11 +118,6 @@ def _nullable(schema: Schema) -> Schema:
 
 
 _TEXT: Final[Schema] = {"type": "string"}
-KEY_LINES: Final[Schema] = {
-    "type": "array",
-    "items": {"type": "string"},
-    "description": "the public keys SSH takes for root, as OpenSSH key lines",
-}
 UPDATE_RESULT: Final = obj(
     {
         "id": {"type": "string", "description": "the update request"},
@@ -181,26 +162,6 @@ SYSTEM: Final = obj(
         "update": _nullable(UPDATE_RESULT) | {"description": "the latest update request"},
     }
 )
-SSH_SWITCH: Final = obj(
-    {
-        "enabled": {"type": "boolean"},
-        KEYS_FIELD: {
-            "type": "array",
-            "items": {"type": "string"},
-            "maxItems": MAX_AUTHORIZED_KEYS,
-            "description": (
-                "The public keys that may log in as root: one OpenSSH key line an item "
-                "(type, base64, optional comment; no options such as command=), replacing "
-                "those given before. Empty and # items are dropped; an item holding a line "
-                "break is refused. Errors name the bad item as line N, counting from 1. "
-                "Omitted: the keys stay as they are. An empty list with enabled true is "
-                "refused: SSH accepts no passwords."
-            ),
-        },
-    },
-    required=("enabled",),
-)
-SSH_STATE: Final = obj({"ssh_enabled": {"type": "boolean"}, KEYS_FIELD: KEY_LINES})
 
 
 def result_dict(result: UpdateResult) -> dict[str, object]:
@@ -413,74 +374,6 @@ def update_section(
     return "\n".join(parts)
 
 
-def key_count(count: int) -> str:
-    return f"{count} public key{'' if count == 1 else 's'}"
-
-
-def _keys_form(enabled: bool, text: str, error: str) -> str:
-    invalid = ' aria-invalid="true" aria-describedby="keys-error"' if error else ""
-    turn = "off" if enabled else "on"
-    stay = "on" if enabled else "off"
-    return "\n".join(
-        (
-            '<form method="post" action="/system/ssh" id="ssh-form">',
-            hidden_csrf(),
-            f'<div class="field{" invalid" if error else ""}">',
-            f'<label for="{KEYS_FIELD}">Public keys allowed to log in as root '
-            "(one per line)</label>",
-            # The newline after the start tag: HTML drops one there, so text that starts
-            # with a blank line keeps it.
-            f'<textarea id="{KEYS_FIELD}" name="{KEYS_FIELD}" rows="6" cols="80" '
-            f'spellcheck="false" autocomplete="off"{invalid}>\n{esc(text)}</textarea>',
-            f'<p class="error" id="keys-error"{"" if error else " hidden"}>{esc(error)}</p>',
-            f"<p>Paste each key as OpenSSH writes it (the line of a .pub file), at most "
-            f"{MAX_AUTHORIZED_KEYS}. Lines starting with # are left out.</p>",
-            "</div>",
-            # Which button was pressed says whether SSH is to be on: both save the keys.
-            f'<button type="submit" name="enabled" value="{stay}" id="ssh-save">Save keys</button>',
-            f'<button type="submit" name="enabled" value="{turn}" id="ssh-submit">'
-            f"Switch SSH {turn}</button>",
-            "</form>",
-        )
-    )
-
-
-def ssh_section(
-    *,
-    available: bool,
-    enabled: bool,
-    may_write: bool,
-    keys: Sequence[str] = (),
-    keys_text: str | None = None,
-    error: str = "",
-) -> str:
-    """The SSH state and switch; `keys_text` is what the textarea shows (the keys
-    stored, unless a refused form sent other text) and `error` why it was refused."""
-    parts = ["<h2>SSH</h2>"]
-    if not available:
-        parts.append('<p id="ssh-unavailable">SSH is switched only on the YakYak OS image.</p>')
-        return "\n".join(parts)
-    state = "on" if enabled else "off"
-    parts.append(f'<p id="ssh-state">SSH is <strong>{state}</strong>.</p>')
-    parts.append(
-        '<p class="notice" id="ssh-warning">SSH gives a shell that can act as root to whoever '
-        f"holds one of the keys in <code>{esc(AUTHORIZED_KEYS)}</code>. "
-        "SSH is off by default.</p>"
-    )
-    if keys:
-        them = "it" if len(keys) == 1 else "them"
-        parts.append(
-            f'<p id="ssh-keys">{key_count(len(keys))} given here: the box puts {them} in '
-            f"<code>{esc(AUTHORIZED_KEYS)}</code> while SSH is on.</p>"
-        )
-    else:
-        parts.append('<p id="ssh-keys">No public keys have been given here.</p>')
-    if may_write:
-        text = "\n".join(keys) if keys_text is None else keys_text
-        parts.append(_keys_form(enabled, text, error))
-    return "\n".join(parts)
-
-
 # -- routes -------------------------------------------------------------------------
 
 
@@ -493,19 +386,12 @@ def register_system_pages(
     # request received must be the one it queues.
     receiving = threading.Lock()
 
-    def on_image(what: str) -> Path:
-        if not services.updates_available:
-            raise bottle.HTTPError(503, f"{what} {NOT_ON_IMAGE}")
-        if services.data_dir is None:
-            raise bottle.HTTPError(503, f"{what}: this server has no data folder")
-        return services.data_dir
-
     def folder() -> UpdateFolder | None:
         return UpdateFolder(services.data_dir) if services.data_dir is not None else None
 
     def queue(source: Readable, announced: int, slack: int = 0) -> UpdateResult:
         """Receive a bundle and queue it for root; `announced` is the Content-Length."""
-        data = on_image("software updates are installed")
+        data = on_image(services, "software updates are installed")
         if announced > rules.max_bundle + slack:
             raise Refused(413, f"the bundle is larger than {size_text(rules.max_bundle)}")
         free, needed = rules.free_space(data), max(announced, 0) + rules.free_margin
@@ -535,17 +421,6 @@ def register_system_pages(
         with change(services, "system.update.queue", request.id, f"{request.size} bytes"):
             pass  # the request is a file for root; the audit row says who sent it, from where
         return updates.result() or UpdateResult(request.id, UpdateState.QUEUED, "", request.time)
-
-    def switch_ssh(enabled: bool, keys: list[str] | None = None) -> bool:
-        """Switch SSH and, when `keys` are given, replace the public keys root installs."""
-        data = on_image("SSH is switched")
-        before = authorized_keys(data)
-        after = before if keys is None else keys
-        detail = key_count(len(after)) + ("; keys replaced" if after != before else "")
-        action = "system.ssh.enable" if enabled else "system.ssh.disable"
-        with change(services, action, "ssh", detail):
-            set_ssh(data, enabled, keys)
-        return ssh_enabled(data)
 
     def view(
         error: str = "",
@@ -598,7 +473,7 @@ def register_system_pages(
 
     @reg.add("POST", "/system/update", "system:write", "Upload an update bundle and queue it")
     def update_form() -> str:
-        on_image("software updates are installed")
+        on_image(services, "software updates are installed")
         upload = bottle.request.files.get(BUNDLE_FIELD)
         if not isinstance(upload, bottle.FileUpload):
             return view("Choose an update bundle (.raucb) to upload.", status=400)
@@ -607,28 +482,6 @@ def register_system_pages(
         except Refused as exc:
             return view(said(str(exc)), status=exc.status)
         return see_other("/system?notice=queued")
-
-    @reg.add("POST", "/system/ssh", "system:write", "Switch SSH on or off, and set its keys")
-    def ssh_form() -> str:
-        data = on_image("SSH is switched")
-        value = form_text("enabled")
-        if value not in ("on", "off"):
-            raise bottle.HTTPError(400, "enabled must be on or off")
-        # None: a client without the field (not our form); the keys stay as they are.
-        typed: str | None = bottle.request.forms.getunicode(KEYS_FIELD)
-        keys = None
-        if typed is not None:
-            try:
-                keys = parse_authorized_keys(typed)
-            except ValueError as exc:
-                return view(status=400, ssh_error=said(str(exc)), keys_text=typed)
-        on = value == "on"
-        if on and not (authorized_keys(data) if keys is None else keys):
-            return view(status=400, ssh_error=said(NO_KEYS), keys_text=typed)
-        was = ssh_enabled(data)
-        switch_ssh(on, keys)
-        notice = "ssh-keys" if keys is not None and was == on else f"ssh-{value}"
-        return see_other(f"/system?notice={notice}")
 
     @reg.add("GET", SCRIPT_PATH, PUBLIC, "Upload and progress of updates (script)")
     def script() -> str:
@@ -685,7 +538,7 @@ def register_system_pages(
         errors=((409, "An update is already queued or being installed"), (503, NOT_IMAGE_ANSWER)),
     )
     def update_put() -> dict[str, object]:
-        on_image("software updates are installed")
+        on_image(services, "software updates are installed")
         content_type = (bottle.request.content_type or "").split(";")[0].strip().lower()
         if content_type != BUNDLE_TYPE:
             raise bottle.HTTPError(415, f"send the bundle itself as the body, as {BUNDLE_TYPE}")
@@ -699,45 +552,11 @@ def register_system_pages(
         bottle.response.status = 202
         return result_dict(result)
 
-    @reg.add(
-        "PUT",
-        "/api/system/ssh",
-        "system:write",
-        "Switch SSH on or off and, with authorized_keys, replace the public keys that may "
-        "log in as root (400: a bad key, its line named; 503: not the YakYak OS image)",
-        request=SSH_SWITCH,
-        response=SSH_STATE,
-        errors=((503, NOT_IMAGE_ANSWER),),
-    )
-    def ssh_api() -> dict[str, object]:
-        data = on_image("SSH is switched")
-        fields = Fields(read_object(), ("enabled", KEYS_FIELD))
-        if "enabled" not in fields.data:
-            fields.errors["enabled"] = "required"
-        enabled = fields.boolean("enabled", False)
-        keys = _api_keys(fields) if KEYS_FIELD in fields.data else None
-        # root's switch unit installs exactly the keys stored here (none: none accepted)
-        if enabled and not (keys if keys is not None else authorized_keys(data)):
-            fields.errors[KEYS_FIELD] = NO_KEYS
-        fields.done()
-        return {"ssh_enabled": switch_ssh(enabled, keys), KEYS_FIELD: authorized_keys(data)}
+    def ssh_refused(reason: str, typed: str | None) -> str:
+        return view(status=400, ssh_error=said(reason), keys_text=typed)
 
-
-def _api_keys(fields: Fields) -> list[str] | None:
-    """The API's key list, checked (None after recording why it is not)."""
-    items = fields.strings(KEYS_FIELD, max_items=MAX_AUTHORIZED_KEYS)
-    if KEYS_FIELD in fields.errors:
-        return None
-    for number, item in enumerate(items, start=1):
-        if "\n" in item or "\r" in item:
-            # one item, one line: else the line numbers of errors would not be items
-            fields.errors[KEYS_FIELD] = f"line {number}: one key an item, without line breaks"
-            return None
-    try:
-        return parse_authorized_keys("\n".join(items))
-    except ValueError as exc:
-        fields.errors[KEYS_FIELD] = str(exc)
-        return None
+    # The SSH section's form and API; a refused form shows this page again.
+    register_ssh_pages(reg, services, ssh_refused)
 
 
 # Kept here, not in a .js file, so it ships in the wheel (as live.js does). It writes

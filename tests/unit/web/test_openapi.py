@@ -23,7 +23,7 @@ from appliance.web.services import WebServices
 
 from .conftest import Client, signed_in
 from .test_certificate_pages import pair
-from .test_system_pages import public_key
+from .test_ssh_pages import public_key
 
 KEY = public_key("openapi tour")
 
