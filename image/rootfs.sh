@@ -74,10 +74,12 @@ mm_common=(
 pydebs=$IMAGE_DIR/packages/$arch.python
 system_site=0
 [ -f "$pydebs" ] && system_site=1
-wheel_inputs=(image/hooks/wheels.sh image/packages/build.list)
+# the wheel chroot's package lists: build.list, and ARCH.python and ARCH.build where present
+wheel_lists=(image/packages/build.list)
 for f in "$arch.python" "$arch.build"; do
-    if [ -f "$IMAGE_DIR/packages/$f" ]; then wheel_inputs+=("image/packages/$f"); fi
+    if [ -f "$IMAGE_DIR/packages/$f" ]; then wheel_lists+=("image/packages/$f"); fi
 done
+wheel_inputs=(image/hooks/wheels.sh "${wheel_lists[@]}")
 wheels=$CACHE_DIR/wheels/$arch-$(printf '%s %s' "$py_key" "$(hash_tree "${wheel_inputs[@]}")" | sha256sum | cut -c1-16)
 build_wheels_here() {
     local pip=$REPO_DIR/.venv/bin/pip
@@ -97,15 +99,11 @@ build_wheels_chroot() {
     # as on this CI machine, is not in Debian's bundle); the chroot is thrown away
     cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$tmp/host-ca.pem"
     cp "$IMAGE_DIR/hooks/wheels.sh" "$tmp/wheels.sh"
-    local lists=("$IMAGE_DIR/packages/build.list")
-    for f in "$arch.python" "$arch.build"; do
-        if [ -f "$IMAGE_DIR/packages/$f" ]; then lists+=("$IMAGE_DIR/packages/$f"); fi
-    done
     # pip's cache survives the chroot: wheels it compiled (soxr, cffi on armhf) are reused
     # when only the appliance changed
     local pip_cache=$CACHE_DIR/pip-$arch
     mkdir -p "$pip_cache"
-    mmdebstrap "${mm_common[@]}" --include="$(list "${lists[@]}")" \
+    mmdebstrap "${mm_common[@]}" --include="$(cd "$REPO_DIR" && list "${wheel_lists[@]}")" \
         --customize-hook="sync-out /var/cache/apt/archives $CACHE_DIR/debs/$arch" \
         --customize-hook="copy-in $tmp/src /" \
         --customize-hook="copy-in $tmp/host-ca.pem $tmp/wheels.sh /" \

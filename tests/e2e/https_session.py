@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from typing import BinaryIO
 
 TIMEOUT = 10.0  # s per request
 
@@ -17,14 +18,23 @@ class CookieSession:
         self.cookies: dict[str, str] = {}
 
     def send(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | BinaryIO = b"",
+        headers: dict[str, str] | None = None,
+        *,
+        timeout: float = TIMEOUT,
+        with_cookies: bool = True,
     ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One request; `with_cookies=False` sends none (a client that authenticates by
+        a token header instead), though cookies the server sets are still kept."""
         connection = http.client.HTTPSConnection(
-            self.host, self.port, context=self.context, timeout=TIMEOUT
+            self.host, self.port, context=self.context, timeout=timeout
         )
         try:
             sent = dict(headers or {})
-            if self.cookies:
+            if with_cookies and self.cookies:
                 sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()

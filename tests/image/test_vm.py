@@ -25,10 +25,11 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import pytest
+from e2e.https_session import CookieSession
 
 from image.nspawn import ARTIFACTS
 from image.qemu_vm import VirtMachine
@@ -168,40 +169,27 @@ class Web:
     """The box's web UI through the forwarded port: a session to sign in, then a token."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
-        self.context = ssl.create_default_context()
-        self.context.check_hostname = False
-        self.context.verify_mode = ssl.CERT_NONE  # the box's own first-boot certificate
-        self.cookies: dict[str, str] = {}
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # the box's own first-boot certificate
+        self.session = CookieSession("127.0.0.1", port, context)
         self.token = ""
 
     def request(
         self,
         method: str,
         path: str,
-        body: Any = b"",
+        body: bytes | BinaryIO = b"",
         headers: dict[str, str] | None = None,
         timeout: float = 60,
         auth: bool = True,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context,
-                                           timeout=timeout)  # fmt: skip
-        try:
-            sent = dict(headers or {})
-            if not auth:
-                pass
-            elif self.token:
-                sent["Authorization"] = f"Bearer {self.token}"
-            elif self.cookies:
-                sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            data = response.read()
-        finally:
-            conn.close()
-        for cookie in response.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
+        sent = dict(headers or {})
+        if auth and self.token:
+            sent["Authorization"] = f"Bearer {self.token}"
+        response, data = self.session.send(
+            method, path, body, sent, timeout=timeout, with_cookies=auth and not self.token
+        )
         return response.status, dict(response.headers), data
 
     def csrf(self, path: str) -> str:
